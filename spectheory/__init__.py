@@ -1,0 +1,36 @@
+"""spectheory: the theory and algorithms of speculative decoding.
+
+Acceptance rules as pure JAX functions, exact audits of losslessness, optimal acceptance
+bounds, and adapters for real causal language models.
+
+Public entry points:
+
+* :func:`rule`, :func:`rules`, :func:`register` and the contract types :class:`Rule`,
+  :class:`DraftScheme`, :class:`Verifier`, :class:`VerifyResult`;
+* :mod:`spectheory.verify` (verifiers, chain verification), :mod:`spectheory.drafts`
+  (draft schemes), :mod:`spectheory.audit` (exact and statistical audits),
+  :mod:`spectheory.bounds` (optimal acceptance), :mod:`spectheory.models` (toy and real
+  models), :mod:`spectheory.testing` (hypothesis strategies and a conformance check).
+"""
+
+from spectheory._registry import DraftScheme, Rule, Verifier, VerifyResult, register, rule, rules
+from spectheory import drafts, verify, audit, models, testing, bounds  # noqa: E402
+from spectheory import _builtin_rules  # noqa: E402,F401  (registers the built-in rules)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DraftScheme",
+    "Rule",
+    "Verifier",
+    "VerifyResult",
+    "register",
+    "rule",
+    "rules",
+    "drafts",
+    "verify",
+    "audit",
+    "models",
+    "testing",
+    "bounds",
+]

@@ -1,0 +1,1 @@
+"""Registration of the built-in rules (private)."""

@@ -1,0 +1,131 @@
+"""The validating front door (private).
+
+Shape, rank and dtype faults are raised at trace time. Value faults (NaN/inf, negative
+entries, rows not summing to one, draft ids out of range) are checked only on concrete
+arrays, i.e. when a public function is called eagerly; under ``jax.jit`` the core stays
+branch-free and these checks are skipped.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+#: Largest allowed ``|sum(p) - 1|`` for float64 inputs.
+SUM_TOL_F64 = 1e-8
+#: Largest allowed ``|sum(p) - 1|`` for float32 (and narrower) inputs.
+SUM_TOL_F32 = 1e-4
+
+
+def is_concrete(x) -> bool:
+    """True when ``x`` holds values (not a tracer inside ``jit``/``vmap``)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def sum_tol(dtype) -> float:
+    """Tolerance on ``|sum - 1|`` for a probability vector of ``dtype``."""
+    return SUM_TOL_F64 if jnp.dtype(dtype) == jnp.float64 else SUM_TOL_F32
+
+
+def as_probs(x, name: str, *, ndim: int | None = 1) -> jax.Array:
+    """Check that ``x`` is a (batch of) probability vector(s) along the last axis.
+
+    Args:
+      x: array-like of probabilities.
+      name: argument name used in error messages.
+      ndim: required rank, or ``None`` for any rank >= 1.
+
+    Returns:
+      ``x`` as a floating ``jax.Array``.
+
+    Raises:
+      ValueError: wrong rank, empty last axis, non-float dtype, NaN/inf, negative entries, or
+        rows not summing to one within :func:`sum_tol`.
+    """
+    if is_concrete(x):
+        arr = jnp.asarray(x)
+    else:
+        arr = x
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        if jnp.issubdtype(arr.dtype, jnp.integer) or arr.dtype == bool:
+            arr = arr.astype(jnp.float32)
+        else:
+            raise ValueError(f"{name}: expected a floating array, got dtype {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-d array, got shape {tuple(arr.shape)}")
+    if arr.ndim == 0 or arr.shape[-1] == 0:
+        raise ValueError(f"{name}: expected a non-empty last axis, got shape {tuple(arr.shape)}")
+    if is_concrete(arr):
+        a = np.asarray(arr, dtype=np.float64)
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name}: contains NaN or inf")
+        if np.any(a < 0):
+            raise ValueError(f"{name}: contains negative entries (min {a.min():.3g})")
+        s = a.sum(axis=-1)
+        tol = sum_tol(arr.dtype)
+        bad = np.abs(s - 1) > tol
+        if np.any(bad):
+            worst = float(np.max(np.abs(s - 1)))
+            raise ValueError(
+                f"{name}: does not sum to 1 along the last axis (|sum - 1| = {worst:.3g} > {tol:g})"
+            )
+    return arr
+
+
+def as_logits(x, name: str, *, ndim: int | None = None) -> jax.Array:
+    """Check a logits array: floating, right rank, no NaN (``-inf`` allowed, ``+inf`` not)."""
+    arr = jnp.asarray(x) if is_concrete(x) else x
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        raise ValueError(f"{name}: expected a floating array, got dtype {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-d array, got shape {tuple(arr.shape)}")
+    if is_concrete(arr):
+        a = np.asarray(arr, dtype=np.float64)
+        if np.any(np.isnan(a)) or np.any(a == np.inf):
+            raise ValueError(f"{name}: contains NaN or +inf")
+        if np.any(np.all(a == -np.inf, axis=-1)):
+            raise ValueError(f"{name}: a row is entirely -inf (no token has positive probability)")
+    return arr
+
+
+def as_tokens(x, name: str, V: int, *, ndim: int | None = 1, length: int | None = None) -> jax.Array:
+    """Check an array of token ids: integer dtype, right rank/length, values in ``[0, V)``."""
+    arr = jnp.asarray(x) if is_concrete(x) else x
+    if not jnp.issubdtype(arr.dtype, jnp.integer):
+        raise ValueError(f"{name}: expected integer token ids, got dtype {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-d array, got shape {tuple(arr.shape)}")
+    if length is not None and arr.shape[-1] != length:
+        raise ValueError(f"{name}: expected length {length} on the last axis, got {arr.shape[-1]}")
+    if is_concrete(arr) and arr.size:
+        a = np.asarray(arr)
+        if a.min() < 0 or a.max() >= V:
+            raise ValueError(f"{name}: token id out of range [0, {V}) (got {a.min()}..{a.max()})")
+    return arr
+
+
+def same_vocab(p, q, pname: str = "p", qname: str = "q") -> int:
+    """Check that ``p`` and ``q`` share the vocabulary axis and return ``V``."""
+    if p.shape[-1] != q.shape[-1]:
+        raise ValueError(
+            f"{pname} and {qname} must have the same vocabulary size, got {p.shape[-1]} and {q.shape[-1]}"
+        )
+    return int(p.shape[-1])
+
+
+def check_n(n, name: str = "n", *, V: int | None = None, replacement: bool = True, support=None) -> int:
+    """Check a number of drafts: a positive Python int; at most ``V`` (and the support of
+    ``q`` when given) for schemes without replacement."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise ValueError(f"{name}: expected a positive int, got {n!r}")
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"{name}: expected a positive int, got {n}")
+    if not replacement and V is not None and n > V:
+        raise ValueError(f"{name}={n} is too large for drafts without replacement over V={V} tokens")
+    if not replacement and support is not None and n > support:
+        raise ValueError(
+            f"{name}={n} is too large for drafts without replacement: q has only {support} tokens of positive mass"
+        )
+    return n
