@@ -129,3 +129,32 @@ def check_n(n, name: str = "n", *, V: int | None = None, replacement: bool = Tru
             f"{name}={n} is too large for drafts without replacement: q has only {support} tokens of positive mass"
         )
     return n
+
+
+def check_position(p, q, drafts, *, n: int | None = None):
+    """Front-door checks shared by the one-position verifiers.
+
+    Returns ``(p, q, drafts)`` with ``p`` and ``q`` cast to their common floating dtype.
+    """
+    p = as_probs(p, "p")
+    q = as_probs(q, "q")
+    V = same_vocab(p, q)
+    drafts = as_tokens(drafts, "drafts", V, length=n)
+    if drafts.shape[-1] < 1:
+        raise ValueError("drafts: expected at least one draft")
+    dtype = jnp.result_type(p.dtype, q.dtype)
+    return p.astype(dtype), q.astype(dtype), drafts
+
+
+def check_uniforms(u, count: int, name: str = "uniforms") -> jax.Array:
+    """Check explicit noise: a floating array of shape ``(count,)`` with values in ``[0, 1)``."""
+    arr = jnp.asarray(u) if is_concrete(u) else u
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        raise ValueError(f"{name}: expected floating uniforms, got dtype {arr.dtype}")
+    if arr.shape != (count,):
+        raise ValueError(f"{name}: expected shape ({count},), got {tuple(arr.shape)}")
+    if is_concrete(arr):
+        a = np.asarray(arr)
+        if np.any(~(a >= 0)) or np.any(a >= 1):
+            raise ValueError(f"{name}: values must lie in [0, 1)")
+    return arr

@@ -1,1 +1,19 @@
-"""Placeholder."""
+"""Audits: exact (enumerated) proofs of losslessness and statistical tests of samplers."""
+
+from spectheory.audit._exact import ExactAudit, exact, kernel_table
+from spectheory.audit._chain import ChainAudit, chain_methods, exact_chain, register_chain_method
+from spectheory.audit._chi_square import ChiSquareResult, chi_square, chi_square_test, sample_tokens
+
+__all__ = [
+    "ExactAudit",
+    "exact",
+    "kernel_table",
+    "ChainAudit",
+    "chain_methods",
+    "exact_chain",
+    "register_chain_method",
+    "ChiSquareResult",
+    "chi_square",
+    "chi_square_test",
+    "sample_tokens",
+]

@@ -1,0 +1,180 @@
+"""A conformance check other projects can run on their own verifiers."""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from spectheory import _core
+from spectheory import _validation as _v
+from spectheory._registry import DraftScheme, Rule, Verifier, VerifyResult
+from spectheory.audit._chi_square import ChiSquareResult, chi_square_test
+from spectheory.drafts import IID, scheme as _scheme
+
+
+class LosslessReport(NamedTuple):
+    """Result of :func:`check_lossless`.
+
+    Attributes:
+      passed: every check that ran passed.
+      exact_error: ``max_y |sum_x Q(x) K(y|x) - p(y)|`` when a kernel was given, else ``None``.
+      chi_square: the chi-squared test of the sampled tokens against ``p``.
+      output_estimate: empirical law of the emitted tokens, float[V].
+    """
+
+    passed: bool
+    exact_error: Optional[float]
+    chi_square: ChiSquareResult
+    output_estimate: np.ndarray
+
+
+def _token(out) -> np.ndarray:
+    if isinstance(out, VerifyResult) or hasattr(out, "token"):
+        out = out.token
+    elif isinstance(out, (tuple, list)):
+        out = out[0]
+    return np.asarray(out)
+
+
+def _resolve_law(drafts, q, n):
+    if isinstance(drafts, str):
+        drafts = _scheme(drafts)
+    if isinstance(drafts, DraftScheme):
+        return drafts.law(q, n)
+    tuples, probs = drafts
+    return np.asarray(tuples), np.asarray(probs, dtype=np.float64)
+
+
+def check_lossless(fn: Callable, p, q, n: int, *, drafts="iid", noise="key", kernel: Optional[Callable] = None,
+                   num_samples: int = 20_000, alpha: float = 1e-3, seed: int = 0, exact_tol: float = 1e-10,
+                   vectorized: Optional[bool] = None, raise_on_failure: bool = True) -> LosslessReport:
+    r"""Check that a verifier ``fn`` emits exactly the target law ``p``.
+
+    The drafts are drawn from their exact law (``drafts``: a draft-scheme name such as
+    ``"iid"``, a :class:`spectheory.DraftScheme`, or an explicit ``(tuples int[M, n],
+    probs float[M])``), ``fn`` is run ``num_samples`` times on fresh noise, and the emitted
+    tokens are tested against ``p`` with Pearson's chi-squared test at level ``alpha``:
+
+    .. math:: \sum_{\bar x} Q(\bar x)\, K(y \mid \bar x) \overset{?}{=} p(y).
+
+    If ``kernel(p, q, drafts) -> float[V]`` is given, the exact mixture is also enumerated and
+    must match ``p`` within ``exact_tol``.
+
+    Args:
+      fn: the verifier, ``fn(noise, p, q, drafts)`` returning a token id, a
+        :class:`spectheory.VerifyResult`, or a tuple whose first item is the token. ``noise`` is
+        a ``jax.random`` key when ``noise="key"``, or a float array of ``noise`` uniforms in
+        [0, 1) when ``noise`` is an int. It may be a JAX function (vectorised with ``vmap``) or
+        any Python function of NumPy arrays (called in a loop).
+      p: target law, float[V]. q: draft law, float[V]. n: number of drafts.
+      drafts: the draft law ``fn`` assumes.
+      noise: ``"key"`` or the number of uniforms ``fn`` consumes.
+      kernel: optional exact kernel of ``fn``.
+      num_samples: number of runs; alpha: significance level; seed: fixes drafts and noise.
+      exact_tol: tolerance of the exact check.
+      vectorized: force (``True``) or forbid (``False``) ``jax.vmap``; ``None`` tries it first.
+      raise_on_failure: raise ``AssertionError`` when a check fails (for use in test suites).
+
+    Returns:
+      :class:`LosslessReport`.
+
+    References:
+      Leviathan et al. 2023 (arXiv 2211.17192); Sun et al., SpecTr (arXiv 2310.15141).
+    """
+    with jax.enable_x64(True):
+        p64 = np.asarray(_v.as_probs(np.asarray(p, dtype=np.float64), "p"))
+        q64 = np.asarray(_v.as_probs(np.asarray(q, dtype=np.float64), "q"))
+        V = _v.same_vocab(p64, q64)
+        n = _v.check_n(n)
+        tuples, probs = _resolve_law(drafts, q64, n)
+        if tuples.ndim != 2 or tuples.shape[1] != n or probs.shape != (tuples.shape[0],):
+            raise ValueError("drafts: expected a law (tuples int[M, n], probs float[M])")
+        rng = np.random.default_rng(seed)
+        picks = rng.choice(len(probs), size=num_samples, p=probs / probs.sum())
+        draft_batch = tuples[picks].astype(np.int32)
+        if noise == "key":
+            noise_batch = jax.random.split(jax.random.key(seed), num_samples)
+        elif isinstance(noise, (int, np.integer)) and not isinstance(noise, bool) and noise >= 0:
+            noise_batch = rng.random((num_samples, int(noise)))
+        else:
+            raise ValueError(f"noise: expected 'key' or a non-negative int, got {noise!r}")
+
+        tokens = None
+        if vectorized is not False:
+            try:
+                run = jax.jit(jax.vmap(lambda u, d: _token(fn(u, jnp.asarray(p64), jnp.asarray(q64), d))))
+                tokens = np.asarray(run(noise_batch if noise == "key" else jnp.asarray(noise_batch),
+                                        jnp.asarray(draft_batch)))
+            except Exception:
+                if vectorized:
+                    raise
+                tokens = None
+        if tokens is None:
+            tokens = np.array([int(_token(fn(noise_batch[i], p64, q64, draft_batch[i]))) for i in range(num_samples)])
+        tokens = tokens.reshape(-1).astype(np.int64)
+        if tokens.min() < 0 or tokens.max() >= V:
+            raise AssertionError(f"check_lossless: fn emitted a token outside [0, {V})")
+        chi = chi_square_test(tokens, p64, alpha=alpha)
+        estimate = np.bincount(tokens, minlength=V) / num_samples
+
+        exact_error = None
+        if kernel is not None:
+            K = np.stack([np.asarray(kernel(p64, q64, t), dtype=np.float64) for t in tuples])
+            exact_error = float(np.max(np.abs(probs @ K - p64)))
+
+    passed = chi.passed and (exact_error is None or exact_error <= exact_tol)
+    report = LosslessReport(passed, exact_error, chi, estimate)
+    if raise_on_failure and not passed:
+        worst = int(np.argmax(np.abs(estimate - p64)))
+        msg = [f"check_lossless: the verifier is not lossless for n={n}"]
+        if exact_error is not None and exact_error > exact_tol:
+            msg.append(f"exact mixture differs from p by {exact_error:.3g} > {exact_tol:g}")
+        if not chi.passed:
+            msg.append(f"chi-squared p-value {chi.p_value:.3g} <= alpha={alpha:g} (statistic {chi.statistic:.4g}, dof {chi.dof})")
+        msg.append(f"largest deviation at token {worst}: emitted {estimate[worst]:.4f} vs p {p64[worst]:.4f}")
+        raise AssertionError("; ".join(msg))
+    return report
+
+
+# --- a deliberately wrong multi-draft verifier, for demonstrating the audits -----------------
+
+def _naive_with_uniforms(uniforms, p, q, drafts):
+    p, q, drafts = _v.check_position(p, q, drafts)
+    n = drafts.shape[0]
+    u = jnp.asarray(uniforms).astype(p.dtype)
+    ok = _core.accepts(u[:n], p[drafts], q[drafts])
+    first = jnp.argmax(ok)
+    any_ok = jnp.any(ok)
+    y = _core.sample_index(u[n], _core.residual_weights(p, q))
+    return VerifyResult(jnp.where(any_ok, drafts[first], y).astype(jnp.int32),
+                        jnp.where(any_ok, first, -1).astype(jnp.int32))
+
+
+def _naive_kernel(p, q, drafts):
+    p, q, drafts = _v.check_position(p, q, drafts)
+    a = _core.accept_prob(p[drafts], q[drafts])
+    before = jnp.concatenate([jnp.ones((1,), p.dtype), jnp.cumprod(1 - a)])
+    first = before[:-1] * a
+    K = jnp.zeros_like(p).at[drafts].add(first)
+    return K + before[-1] * _core.normalize(_core.residual_weights(p, q))
+
+
+naive_independent_verifier = Verifier(
+    verify=lambda key, p, q, drafts: _naive_with_uniforms(
+        jax.random.uniform(key, (jnp.shape(drafts)[0] + 1,), _core.float_dtype(p, q)), p, q, drafts),
+    kernel=_naive_kernel,
+    verify_with_uniforms=_naive_with_uniforms,
+    num_uniforms=lambda n: n + 1,
+)
+"""A deliberately WRONG verifier: it tests each i.i.d. candidate independently with the
+single-draft probability ``min(1, p(x)/q(x))`` and falls back to ``norm((p - q)+)``. It is
+lossless only for ``n = 1``; for ``n >= 2`` it over-emits tokens with ``p < q``. Use it to see
+:func:`check_lossless` and :func:`spectheory.audit.exact` fail."""
+
+naive_independent_rule = Rule("naive-independent", IID, naive_independent_verifier,
+                              description="WRONG: independent single-draft tests (not lossless)")
+"""The unregistered :class:`spectheory.Rule` pairing :data:`naive_independent_verifier` with
+i.i.d. drafts."""

@@ -1,0 +1,210 @@
+"""Chain (token-by-token) verification of gamma drafted tokens."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from spectheory import _core
+from spectheory import _validation as _v
+
+
+class ChainResult(NamedTuple):
+    """Outcome of verifying one draft chain.
+
+    Attributes:
+      tokens: the emitted tokens, the accepted drafts followed by one corrected or bonus
+        token, padded with -1.  # shape=(gamma+1,), dtype=int32
+      num_accepted: number of accepted draft tokens ``k`` in ``0..gamma``; the call emits
+        ``k + 1`` tokens.  # shape=(), dtype=int32
+    """
+
+    tokens: jax.Array
+    num_accepted: jax.Array
+
+
+def _check_chain(p, q, drafts):
+    p = _v.as_probs(p, "p", ndim=2)
+    q = _v.as_probs(q, "q", ndim=2)
+    V = _v.same_vocab(p, q)
+    g = q.shape[0]
+    if p.shape[0] != g + 1:
+        raise ValueError(f"p: expected gamma+1 = {g + 1} rows for q with gamma = {g} rows, got {p.shape[0]}")
+    drafts = _v.as_tokens(drafts, "drafts", V, length=g)
+    dtype = jnp.result_type(p.dtype, q.dtype)
+    return p.astype(dtype), q.astype(dtype), drafts, g, V
+
+
+def _emit(k, y, drafts, g):
+    pos = jnp.arange(g + 1)
+    base = jnp.concatenate([drafts.astype(jnp.int32), jnp.full((1,), -1, jnp.int32)])
+    tokens = jnp.where(pos < k, base, -1)
+    return jnp.where(pos == k, y, tokens).astype(jnp.int32)
+
+
+def chain_with_uniforms(uniforms, p, q, drafts) -> ChainResult:
+    r"""Token verification of a draft chain with explicit noise.
+
+    Draft :math:`x_i` is accepted iff :math:`u_i\,q_i(x_i) < p_i(x_i)` (probability
+    :math:`\min(1, p_i(x_i)/q_i(x_i))`), scanning :math:`i = 1..\gamma` until the first
+    rejection :math:`k+1`. Then one more token is drawn with :math:`u_\gamma` by inverse CDF:
+
+    .. math::
+        y \sim \mathrm{norm}\big((p_{k+1} - q_{k+1})_+\big) \text{ if } k < \gamma,
+        \qquad y \sim p_{\gamma+1} \text{ if } k = \gamma.
+
+    Args:
+      uniforms: float[gamma+1] i.i.d. U[0, 1).
+      p: target conditionals, float[gamma+1, V]; row ``i`` is the target law after the
+        prefix and the first ``i`` drafts.
+      q: draft conditionals the drafts were drawn from, float[gamma, V].
+      drafts: int[gamma].
+
+    Returns:
+      :class:`ChainResult`.
+
+    Batch with ``jax.vmap(chain_with_uniforms)``.
+
+    References:
+      Leviathan et al. 2023 (arXiv 2211.17192), Algorithm 1; Chen et al. 2023
+      (arXiv 2302.01318).
+    """
+    p, q, drafts, g, V = _check_chain(p, q, drafts)
+    u = _v.check_uniforms(uniforms, g + 1).astype(p.dtype)
+    idx = jnp.arange(g)
+    ok = _core.accepts(u[:g], p[idx, drafts], q[idx, drafts])
+    k = jnp.sum(jnp.cumprod(ok.astype(jnp.int32)))
+    q_pad = jnp.concatenate([q, jnp.zeros((1, V), q.dtype)])
+    y = _core.sample_index(u[g], _core.residual_weights(p[k], q_pad[k]))
+    return ChainResult(_emit(k, y, drafts, g), k.astype(jnp.int32))
+
+
+def chain(key, p, q, drafts) -> ChainResult:
+    """Token verification of a draft chain, drawing its ``gamma + 1`` uniforms from ``key``.
+
+    Same as :func:`chain_with_uniforms` with ``jax.random.uniform(key, (gamma + 1,))``.
+
+    Args:
+      key: a ``jax.random`` key.
+      p: float[gamma+1, V] target conditionals.
+      q: float[gamma, V] draft conditionals.
+      drafts: int[gamma].
+
+    >>> import jax, jax.numpy as jnp
+    >>> p = jnp.array([[0.5, 0.5], [0.5, 0.5], [0.9, 0.1]])
+    >>> res = chain(jax.random.key(0), p, p[:2], jnp.array([1, 0]))
+    >>> res.tokens.shape, int(res.num_accepted)
+    ((3,), 2)
+    """
+    dtype = _core.float_dtype(p, q)
+    g = jnp.shape(q)[0]
+    return chain_with_uniforms(jax.random.uniform(key, (g + 1,), dtype), p, q, drafts)
+
+
+def chain_kernel(p, q, drafts) -> jax.Array:
+    r"""Exact joint law of (number accepted, next token) for token verification.
+
+    With :math:`a_i = \min(1, p_i(x_i)/q_i(x_i))` and :math:`s_k = \prod_{i<k} a_i`,
+
+    .. math::
+        K[k, y] = s_k (1 - a_k)\, r_k(y) \ (k < \gamma), \qquad K[\gamma, y] = s_\gamma\, p_{\gamma+1}(y),
+
+    where :math:`r_k` is the normalised residual :math:`(p_k - q_k)_+`.
+
+    Args:
+      p: float[gamma+1, V]; q: float[gamma, V]; drafts: int[gamma].
+
+    Returns:
+      float[gamma+1, V] summing to one.
+    """
+    p, q, drafts, g, V = _check_chain(p, q, drafts)
+    idx = jnp.arange(g)
+    a = _core.accept_prob(p[idx, drafts], q[idx, drafts])
+    s = jnp.concatenate([jnp.ones((1,), p.dtype), jnp.cumprod(a)])
+    r = _core.normalize(_core.residual_weights(p[:g], q))
+    rows = (s[:g] * (1 - a))[:, None] * r
+    return jnp.concatenate([rows, s[g] * p[g:]], axis=0)
+
+
+def _check_temperature(temperature) -> float:
+    try:
+        t = float(temperature)
+    except TypeError:
+        raise ValueError("temperature: must be a Python float (static), not a traced value") from None
+    if not np.isfinite(t) or t < 0:
+        raise ValueError(f"temperature: must be finite and >= 0, got {temperature!r}")
+    return t
+
+
+def _point_mass(logits):
+    return jax.nn.one_hot(jnp.argmax(logits, axis=-1), logits.shape[-1], dtype=jnp.result_type(logits, jnp.float32))
+
+
+def chain_from_logits_with_uniforms(uniforms, target_logits, draft_logits, drafts, temperature=1.0) -> ChainResult:
+    r"""Token verification from unnormalised logits, with explicit noise.
+
+    The laws are :math:`p_i = \mathrm{softmax}(\ell^{t}_i / T)` and
+    :math:`q_i = \mathrm{softmax}(\ell^{d}_i / T)` with the same temperature :math:`T` on both
+    sides; ``T = 0`` means greedy (point masses at the argmax). Only the work the rule needs is
+    done: a log-normaliser per row, a gather per draft, and the one residual (or bonus) row;
+    acceptance is tested in log space, :math:`\log u_i + \log q_i(x_i) < \log p_i(x_i)`.
+    Decisions equal :func:`chain_with_uniforms` on the softmaxed laws (up to rounding).
+
+    Args:
+      uniforms: float[gamma+1].
+      target_logits: float[gamma+1, V].
+      draft_logits: float[gamma, V].
+      drafts: int[gamma].
+      temperature: static Python float >= 0.
+
+    Returns:
+      :class:`ChainResult`.
+    """
+    t = _check_temperature(temperature)
+    tl = _v.as_logits(target_logits, "target_logits", ndim=2)
+    dl = _v.as_logits(draft_logits, "draft_logits", ndim=2)
+    V = _v.same_vocab(tl, dl, "target_logits", "draft_logits")
+    g = dl.shape[0]
+    if tl.shape[0] != g + 1:
+        raise ValueError(f"target_logits: expected gamma+1 = {g + 1} rows, got {tl.shape[0]}")
+    drafts = _v.as_tokens(drafts, "drafts", V, length=g)
+    if t == 0.0:
+        return chain_with_uniforms(uniforms, _point_mass(tl), _point_mass(dl), drafts)
+    dtype = jnp.result_type(tl.dtype, dl.dtype, jnp.float32)
+    u = _v.check_uniforms(uniforms, g + 1).astype(dtype)
+    tl = tl.astype(dtype) / t
+    dl = dl.astype(dtype) / t
+    lse_t = jax.nn.logsumexp(tl, axis=-1)
+    lse_d = jax.nn.logsumexp(dl, axis=-1)
+    idx = jnp.arange(g)
+    log_px = tl[idx, drafts] - lse_t[:g]
+    log_qx = dl[idx, drafts] - lse_d
+    ok = jnp.log(u[:g]) + log_qx < log_px
+    k = jnp.sum(jnp.cumprod(ok.astype(jnp.int32)))
+    p_k = jnp.exp(tl[k] - lse_t[k])
+    if g > 0:
+        j = jnp.minimum(k, g - 1)
+        q_k = jnp.where(k < g, jnp.exp(dl[j] - lse_d[j]), 0)
+    else:
+        q_k = jnp.zeros((V,), dtype)
+    y = _core.sample_index(u[g], _core.residual_weights(p_k, q_k))
+    return ChainResult(_emit(k, y, drafts, g), k.astype(jnp.int32))
+
+
+def chain_from_logits(key, target_logits, draft_logits, drafts, temperature=1.0) -> ChainResult:
+    """Token verification from logits, drawing the ``gamma + 1`` uniforms from ``key``.
+
+    See :func:`chain_from_logits_with_uniforms`.
+
+    Args:
+      key: a ``jax.random`` key.
+      target_logits: float[gamma+1, V]; draft_logits: float[gamma, V]; drafts: int[gamma].
+      temperature: static Python float >= 0 (0 = greedy).
+    """
+    dtype = jnp.result_type(target_logits, draft_logits, jnp.float32)
+    g = jnp.shape(draft_logits)[0]
+    u = jax.random.uniform(key, (g + 1,), dtype)
+    return chain_from_logits_with_uniforms(u, target_logits, draft_logits, drafts, temperature)
