@@ -31,12 +31,12 @@ class LosslessReport(NamedTuple):
     output_estimate: np.ndarray
 
 
-def _token(out) -> np.ndarray:
+def _token(out):
     if isinstance(out, VerifyResult) or hasattr(out, "token"):
-        out = out.token
-    elif isinstance(out, (tuple, list)):
-        out = out[0]
-    return np.asarray(out)
+        return out.token
+    if isinstance(out, (tuple, list)):
+        return out[0]
+    return out
 
 
 def _resolve_law(drafts, q, n):
@@ -113,7 +113,8 @@ def check_lossless(fn: Callable, p, q, n: int, *, drafts="iid", noise="key", ker
                     raise
                 tokens = None
         if tokens is None:
-            tokens = np.array([int(_token(fn(noise_batch[i], p64, q64, draft_batch[i]))) for i in range(num_samples)])
+            tokens = np.array([int(np.asarray(_token(fn(noise_batch[i], p64, q64, draft_batch[i]))))
+                               for i in range(num_samples)])
         tokens = tokens.reshape(-1).astype(np.int64)
         if tokens.min() < 0 or tokens.max() >= V:
             raise AssertionError(f"check_lossless: fn emitted a token outside [0, {V})")

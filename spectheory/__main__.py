@@ -1,0 +1,7 @@
+"""``python -m spectheory`` runs the command-line interface."""
+
+import sys
+
+from spectheory._cli import main
+
+sys.exit(main())

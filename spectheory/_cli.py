@@ -1,0 +1,210 @@
+"""Command-line interface: ``spectheory compare | rules | audit`` (also ``python -m spectheory``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _load_vector(path: str, name: str) -> np.ndarray:
+    f = Path(path)
+    if not f.exists():
+        raise SystemExit(f"error: --{name}: no such file {path}")
+    if f.suffix == ".npy":
+        arr = np.load(f)
+    elif f.suffix == ".json":
+        arr = np.asarray(json.loads(f.read_text()), dtype=np.float64)
+    else:
+        raise SystemExit(f"error: --{name}: expected a .npy or .json file, got {path}")
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim != 1:
+        raise SystemExit(f"error: --{name}: expected a 1-d probability vector, got shape {arr.shape}")
+    return arr
+
+
+def _pairs(args):
+    from spectheory._examples import examples
+
+    if args.p or args.q:
+        if not (args.p and args.q):
+            raise SystemExit("error: give both --p and --q")
+        p, q = _load_vector(args.p, "p"), _load_vector(args.q, "q")
+        return {"custom": (p, q, f"p={args.p}, q={args.q}")}
+    ex = examples()
+    names = args.example or list(ex)
+    unknown = [n for n in names if n not in ex]
+    if unknown:
+        raise SystemExit(f"error: unknown example(s) {unknown}; available: {', '.join(ex)}")
+    return {n: ex[n] for n in names}
+
+
+def _fmt(a) -> str:
+    if a is None:
+        return "—"
+    s = f"{a.value:.4f}"
+    return s + ("~" if a.method == "monte_carlo" else "")
+
+
+def compare(args) -> int:
+    """Print, for each pair, every rule's acceptance for n = 1..max_n; write a PNG plot."""
+    import spectheory
+    from spectheory import _validation as _v
+    from spectheory.audit import acceptance
+
+    try:
+        pairs = _pairs(args)
+        for name, (p, q, _) in pairs.items():
+            _v.as_probs(p, f"p ({name})")
+            _v.as_probs(q, f"q ({name})")
+            _v.same_vocab(p, q)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
+    names = args.rules.split(",") if args.rules else spectheory.rules()
+    try:
+        rule_objs = [spectheory.rule(r) for r in names]
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
+    ns = list(range(1, args.max_n + 1))
+    results = {}
+    bound_rows = _bounds_rows()
+    for ex_name, (p, q, desc) in pairs.items():
+        V = p.shape[0]
+        support = int(np.sum(q > 0))
+        table = {}
+        for r in rule_objs:
+            row = []
+            for n in ns:
+                ok = r.supports(n, V) and (r.drafts.replacement or n <= support)
+                if ok and r.verifier.host_only and support**n > 20_000:
+                    ok = False
+                row.append(acceptance(r, p, q, n, num_samples=args.mc_samples) if ok else None)
+            table[r.name] = row
+        bounds = {}
+        for label, fn in bound_rows:
+            vals = []
+            for n in ns:
+                try:
+                    vals.append(float(fn(p, q, n)))
+                except ValueError:
+                    vals.append(None)
+            bounds[label] = vals
+        results[ex_name] = (desc, table, bounds)
+        print(f"\n### {ex_name}: {desc}\n")
+        print("| rule | " + " | ".join(f"n={n}" for n in ns) + " |")
+        print("|---|" + "---|" * len(ns))
+        for rname, row in table.items():
+            print(f"| {rname} | " + " | ".join(_fmt(a) for a in row) + " |")
+        for label, vals in bounds.items():
+            print(f"| *{label}* | " + " | ".join("—" if v is None else f"{v:.4f}" for v in vals) + " |")
+    print("\nAcceptance = P(emitted token is one of the drafts); '~' marks a Monte-Carlo estimate "
+          f"({args.mc_samples} runs), otherwise closed form or exact enumeration.")
+    if args.out:
+        _plot(results, ns, args.out)
+        print(f"plot written to {args.out}")
+    return 0
+
+
+def _bounds_rows():
+    """Optimal-acceptance rows (alpha* per draft law) when the bounds module provides them."""
+    import spectheory.bounds as b
+
+    if not hasattr(b, "optimal_acceptance"):
+        return []
+    import jax
+
+    def make(scheme):
+        def fn(p, q, n):
+            with jax.enable_x64(True):
+                return b.optimal_acceptance(p, q, n, scheme).value
+
+        return fn
+
+    return [(f"alpha* ({s})", make(s)) for s in ("iid", "without_replacement", "greedy")]
+
+
+def _plot(results, ns, out):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
+    for ax, (ex_name, (desc, table, bounds)) in zip(axes[0], results.items()):
+        for rname, row in table.items():
+            xs = [n for n, a in zip(ns, row) if a is not None]
+            ys = [a.value for a in row if a is not None]
+            if xs:
+                ax.plot(xs, ys, marker="o", label=rname)
+        for label, vals in bounds.items():
+            xs = [n for n, v in zip(ns, vals) if v is not None]
+            ys = [v for v in vals if v is not None]
+            if xs:
+                ax.plot(xs, ys, linestyle="--", color="gray", alpha=0.7, label=label)
+        ax.set_title(ex_name, fontsize=10)
+        ax.set_xlabel("number of drafts n")
+        ax.set_ylabel("acceptance rate")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def list_rules(args) -> int:
+    import spectheory
+
+    for name in spectheory.rules():
+        r = spectheory.rule(name)
+        n = f"n={r.fixed_n}" if r.fixed_n else "any n"
+        print(f"{name:12s} drafts={r.drafts.name:20s} {n:6s} {r.description}")
+    return 0
+
+
+def audit(args) -> int:
+    import spectheory
+    from spectheory.audit import exact
+
+    p, q = _load_vector(args.p, "p"), _load_vector(args.q, "q")
+    try:
+        res = exact(spectheory.rule(args.rule), p, q, args.n)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
+    print(f"rule={args.rule} n={args.n} acceptance={res.acceptance:.12f} max|output - p|={res.max_error:.3e}")
+    print("lossless" if res.max_error <= 1e-12 else "NOT lossless")
+    return 0 if res.max_error <= 1e-12 else 1
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``spectheory`` command."""
+    parser = argparse.ArgumentParser(prog="spectheory", description="Speculative-decoding theory and audits.")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("compare", help="acceptance of every registered rule for n = 1..N, table + plot")
+    c.add_argument("--example", action="append", help="built-in example name (repeatable; default all)")
+    c.add_argument("--p", help="target law p as .npy or .json")
+    c.add_argument("--q", help="draft law q as .npy or .json")
+    c.add_argument("--max-n", type=int, default=8, help="largest number of drafts (default 8)")
+    c.add_argument("--rules", help="comma-separated rule names (default: all registered)")
+    c.add_argument("--mc-samples", type=int, default=20_000, help="Monte-Carlo runs where no exact route fits")
+    c.add_argument("--out", default="compare.png", help="PNG plot path ('' to skip; default compare.png)")
+    c.set_defaults(func=compare)
+    r = sub.add_parser("rules", help="list the registered rules")
+    r.set_defaults(func=list_rules)
+    a = sub.add_parser("audit", help="exact audit of one rule on p, q files")
+    a.add_argument("rule")
+    a.add_argument("--p", required=True)
+    a.add_argument("--q", required=True)
+    a.add_argument("--n", type=int, default=1)
+    a.set_defaults(func=audit)
+    args = parser.parse_args(argv)
+    if getattr(args, "max_n", 1) < 1:
+        parser.error("--max-n must be >= 1")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
