@@ -46,19 +46,46 @@ def normalize(w: jax.Array) -> jax.Array:
     return w / jnp.where(s > 0, s, 1)
 
 
+#: Block length of the two-level inverse-CDF search in :func:`sample_index`.
+SAMPLE_BLOCK = 256
+
+
+def _last_positive(w: jax.Array) -> jax.Array:
+    """Index of the last positive entry of ``w[..., V]`` (0 if none)."""
+    V = w.shape[-1]
+    return V - 1 - jnp.argmax((w > 0)[..., ::-1], axis=-1)
+
+
 def sample_index(u: jax.Array, w: jax.Array) -> jax.Array:
     r"""Inverse-CDF draw of an index from non-negative weights ``w[V]`` with one uniform.
 
-    Returns the smallest ``i`` with ``cumsum(w)[i] > u * sum(w)``: index ``i`` has probability
-    ``w[i] / sum(w)``, and an index of zero weight is never returned while some weight is
-    positive (also when rounding pushes ``u * sum(w)`` to the total).
+    Returns (up to rounding) the smallest ``i`` with ``cumsum(w)[i] > u * sum(w)``, so index
+    ``i`` has probability ``w[i] / sum(w)``. The search is two-level: the vocabulary is cut
+    into blocks of :data:`SAMPLE_BLOCK` tokens, the block is found from the cumulative block
+    sums, and only that block's cumulative sum is formed. This reads ``w`` once (a full
+    ``cumsum`` over a large vocabulary is several times slower on CPU). An index of zero weight
+    is never returned while some weight is positive, also when rounding pushes the target past
+    the total.
+
+    Args:
+      u: a uniform in [0, 1), shape ``()``.
+      w: non-negative weights, float[V] (not necessarily normalised).
+
+    Returns:
+      int32 index.
     """
-    c = jnp.cumsum(w, axis=-1)
-    t = u * c[..., -1:]
-    idx = jnp.sum(c <= t, axis=-1)
     V = w.shape[-1]
-    last_pos = V - 1 - jnp.argmax((w > 0)[..., ::-1], axis=-1)
-    return jnp.minimum(idx, last_pos).astype(jnp.int32)
+    block = min(SAMPLE_BLOCK, V)
+    nb = -(-V // block)
+    wp = jnp.pad(w, (0, nb * block - V)).reshape(nb, block)
+    bs = jnp.sum(wp, axis=1)
+    cb = jnp.cumsum(bs)
+    t = u * cb[-1]
+    j = jnp.minimum(jnp.sum(cb <= t), _last_positive(bs))
+    row = wp[j]
+    t_local = jnp.maximum(t - jnp.where(j > 0, cb[jnp.maximum(j - 1, 0)], 0), 0)
+    i = jnp.minimum(jnp.sum(jnp.cumsum(row) <= t_local), _last_positive(row))
+    return (j * block + i).astype(jnp.int32)
 
 
 def one_hot(i: jax.Array, V: int, dtype) -> jax.Array:

@@ -175,19 +175,22 @@ def chain_from_logits_with_uniforms(uniforms, target_logits, draft_logits, draft
         return chain_with_uniforms(uniforms, _point_mass(tl), _point_mass(dl), drafts)
     dtype = jnp.result_type(tl.dtype, dl.dtype, jnp.float32)
     u = _v.check_uniforms(uniforms, g + 1).astype(dtype)
-    tl = tl.astype(dtype) / t
-    dl = dl.astype(dtype) / t
-    lse_t = jax.nn.logsumexp(tl, axis=-1)
-    lse_d = jax.nn.logsumexp(dl, axis=-1)
+    inv_t = 1.0 / t
+
+    def scaled(x):  # x / T, applied to what is read, so no scaled copy of the logits is stored
+        return x.astype(dtype) * inv_t if t != 1.0 else x.astype(dtype)
+
+    lse_t = jax.nn.logsumexp(scaled(tl), axis=-1)
+    lse_d = jax.nn.logsumexp(scaled(dl), axis=-1)
     idx = jnp.arange(g)
-    log_px = tl[idx, drafts] - lse_t[:g]
-    log_qx = dl[idx, drafts] - lse_d
+    log_px = scaled(tl[idx, drafts]) - lse_t[:g]
+    log_qx = scaled(dl[idx, drafts]) - lse_d
     ok = jnp.log(u[:g]) + log_qx < log_px
     k = jnp.sum(jnp.cumprod(ok.astype(jnp.int32)))
-    p_k = jnp.exp(tl[k] - lse_t[k])
+    p_k = jnp.exp(scaled(tl[k]) - lse_t[k])
     if g > 0:
         j = jnp.minimum(k, g - 1)
-        q_k = jnp.where(k < g, jnp.exp(dl[j] - lse_d[j]), 0)
+        q_k = jnp.where(k < g, jnp.exp(scaled(dl[j]) - lse_d[j]), 0)
     else:
         q_k = jnp.zeros((V,), dtype)
     y = _core.sample_index(u[g], _core.residual_weights(p_k, q_k))
