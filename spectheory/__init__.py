@@ -14,7 +14,7 @@ Public entry points:
 """
 
 from spectheory._registry import DraftScheme, Rule, Verifier, VerifyResult, register, rule, rules
-from spectheory import drafts, verify, audit, models, testing, bounds  # noqa: E402
+from spectheory import drafts, verify, audit, models, testing, bounds, parallel  # noqa: E402
 from spectheory import _builtin_rules  # noqa: E402,F401  (registers the built-in rules)
 
 __version__ = "0.1.0"
@@ -33,4 +33,5 @@ __all__ = [
     "models",
     "testing",
     "bounds",
+    "parallel",
 ]
