@@ -149,3 +149,49 @@ def test_point_mass_target_and_equal_laws():
     qq = np.full((3, V), 0.25)
     K = np.asarray(chain_kernel(qq, qq[:2], np.array([0, 3])))
     np.testing.assert_allclose(K[2], qq[2], atol=1e-15)
+
+
+def _reference_warp(l, T, k, p):
+    """Temperature, top-k, top-p by sorting in NumPy (independent of the JAX code)."""
+    x = np.asarray(l, np.float64) / T
+    if k is not None:
+        kth = np.sort(x)[::-1][k - 1]
+        x = np.where(x >= kth, x, -np.inf)
+    if p is not None:
+        order = np.argsort(-x, kind="stable")
+        pr = np.exp(x[order] - np.max(x))
+        pr = pr / pr.sum()
+        keep_n = int(np.searchsorted(np.cumsum(pr), p - 1e-12) + 1)
+        mask = np.zeros_like(x, bool)
+        mask[order[:keep_n]] = True
+        x = np.where(mask, x, -np.inf)
+    return x
+
+
+@pytest.mark.parametrize("T,k,p", [(1.0, 5, None), (0.8, None, 0.9), (1.3, 20, 0.7), (1.0, 1, None), (1.0, None, 1e-6)])
+def test_warp_logits_matches_reference(T, k, p):
+    from spectheory.verify import warp_logits
+
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        l = rng.standard_normal(50) * 2
+        np.testing.assert_array_equal(np.isfinite(warp_logits(l, T, k, p)), np.isfinite(_reference_warp(l, T, k, p)))
+        fin = np.isfinite(_reference_warp(l, T, k, p))
+        np.testing.assert_allclose(np.asarray(warp_logits(l, T, k, p))[fin], _reference_warp(l, T, k, p)[fin], rtol=1e-6)
+
+
+def test_from_logits_with_top_k_top_p_equals_warped_probabilities():
+    from spectheory.verify import warp_logits
+
+    g, V, B = 3, 30, 100
+    tl = jax.random.normal(jax.random.key(0), (B, g + 1, V)) * 2
+    dl = tl[:, :g] + jax.random.normal(jax.random.key(1), (B, g, V))
+    wt, wd = warp_logits(tl, 0.9, 10, 0.8), warp_logits(dl, 0.9, 10, 0.8)
+    p, q = jax.nn.softmax(wt), jax.nn.softmax(wd)
+    d = jax.jit(lambda k: jax.random.categorical(k, wd))(jax.random.key(2)).astype(jnp.int32)
+    u = jax.random.uniform(jax.random.key(3), (B, g + 1), jnp.float64)
+    a = jax.jit(jax.vmap(lambda uu, x, y, z: chain_from_logits_with_uniforms(uu, x, y, z, 0.9, 10, 0.8)))(u, tl, dl, d)
+    b = jax.jit(jax.vmap(chain_with_uniforms))(u, p, q, d)
+    np.testing.assert_array_equal(np.asarray(a.tokens), np.asarray(b.tokens))
+    assert np.all(np.isfinite(np.asarray(wt)[np.arange(B)[:, None], np.arange(g + 1)[None], np.maximum(np.asarray(a.tokens), 0)])
+                  | (np.asarray(a.tokens) < 0))

@@ -20,8 +20,10 @@ from spectheory.verify._chain import (
     chain_kernel,
     chain_with_uniforms,
 )
+from spectheory.verify._warp import warp_logits
 
 __all__ = [
+    "warp_logits",
     "SINGLE",
     "single_acceptance",
     "single_kernel",

@@ -10,6 +10,7 @@ import numpy as np
 
 from spectheory import _core
 from spectheory import _validation as _v
+from spectheory.verify._warp import check_warp, warp_logits
 
 
 class ChainResult(NamedTuple):
@@ -129,26 +130,19 @@ def chain_kernel(p, q, drafts) -> jax.Array:
     return jnp.concatenate([rows, s[g] * p[g:]], axis=0)
 
 
-def _check_temperature(temperature) -> float:
-    try:
-        t = float(temperature)
-    except TypeError:
-        raise ValueError("temperature: must be a Python float (static), not a traced value") from None
-    if not np.isfinite(t) or t < 0:
-        raise ValueError(f"temperature: must be finite and >= 0, got {temperature!r}")
-    return t
-
-
 def _point_mass(logits):
     return jax.nn.one_hot(jnp.argmax(logits, axis=-1), logits.shape[-1], dtype=jnp.result_type(logits, jnp.float32))
 
 
-def chain_from_logits_with_uniforms(uniforms, target_logits, draft_logits, drafts, temperature=1.0) -> ChainResult:
+def chain_from_logits_with_uniforms(uniforms, target_logits, draft_logits, drafts, temperature=1.0,
+                                    top_k=None, top_p=None) -> ChainResult:
     r"""Token verification from unnormalised logits, with explicit noise.
 
     The laws are :math:`p_i = \mathrm{softmax}(\ell^{t}_i / T)` and
     :math:`q_i = \mathrm{softmax}(\ell^{d}_i / T)` with the same temperature :math:`T` on both
-    sides; ``T = 0`` means greedy (point masses at the argmax). Only the work the rule needs is
+    sides; ``T = 0`` means greedy (point masses at the argmax). With ``top_k``/``top_p`` both
+    laws are warped identically by :func:`warp_logits` (the drafts must have been drawn from
+    the warped draft law). Without them only the work the rule needs is
     done: a log-normaliser per row, a gather per draft, and the one residual (or bonus) row;
     acceptance is tested in log space, :math:`\log u_i + \log q_i(x_i) < \log p_i(x_i)`.
     Decisions equal :func:`chain_with_uniforms` on the softmaxed laws (up to rounding).
@@ -159,11 +153,12 @@ def chain_from_logits_with_uniforms(uniforms, target_logits, draft_logits, draft
       draft_logits: float[gamma, V].
       drafts: int[gamma].
       temperature: static Python float >= 0.
+      top_k: static int or ``None``; top_p: static float in (0, 1] or ``None``.
 
     Returns:
       :class:`ChainResult`.
     """
-    t = _check_temperature(temperature)
+    t, top_k, top_p = check_warp(temperature, top_k, top_p)
     tl = _v.as_logits(target_logits, "target_logits", ndim=2)
     dl = _v.as_logits(draft_logits, "draft_logits", ndim=2)
     V = _v.same_vocab(tl, dl, "target_logits", "draft_logits")
@@ -173,6 +168,8 @@ def chain_from_logits_with_uniforms(uniforms, target_logits, draft_logits, draft
     drafts = _v.as_tokens(drafts, "drafts", V, length=g)
     if t == 0.0:
         return chain_with_uniforms(uniforms, _point_mass(tl), _point_mass(dl), drafts)
+    if top_k is not None or top_p is not None:
+        tl, dl, t = warp_logits(tl, t, top_k, top_p), warp_logits(dl, t, top_k, top_p), 1.0
     dtype = jnp.result_type(tl.dtype, dl.dtype, jnp.float32)
     u = _v.check_uniforms(uniforms, g + 1).astype(dtype)
     inv_t = 1.0 / t
@@ -197,7 +194,8 @@ def chain_from_logits_with_uniforms(uniforms, target_logits, draft_logits, draft
     return ChainResult(_emit(k, y, drafts, g), k.astype(jnp.int32))
 
 
-def chain_from_logits(key, target_logits, draft_logits, drafts, temperature=1.0) -> ChainResult:
+def chain_from_logits(key, target_logits, draft_logits, drafts, temperature=1.0, top_k=None,
+                      top_p=None) -> ChainResult:
     """Token verification from logits, drawing the ``gamma + 1`` uniforms from ``key``.
 
     See :func:`chain_from_logits_with_uniforms`.
@@ -206,8 +204,9 @@ def chain_from_logits(key, target_logits, draft_logits, drafts, temperature=1.0)
       key: a ``jax.random`` key.
       target_logits: float[gamma+1, V]; draft_logits: float[gamma, V]; drafts: int[gamma].
       temperature: static Python float >= 0 (0 = greedy).
+      top_k, top_p: optional static warping, applied identically to both laws.
     """
     dtype = jnp.result_type(target_logits, draft_logits, jnp.float32)
     g = jnp.shape(draft_logits)[0]
     u = jax.random.uniform(key, (g + 1,), dtype)
-    return chain_from_logits_with_uniforms(u, target_logits, draft_logits, drafts, temperature)
+    return chain_from_logits_with_uniforms(u, target_logits, draft_logits, drafts, temperature, top_k, top_p)
