@@ -22,9 +22,11 @@ __all__ = [
 
 
 def _as_float(x, name):
+    """``x`` as a floating array of at least float32 (Python floats give the default float)."""
     arr = jnp.asarray(x) if is_concrete(x) else x
     if not jnp.issubdtype(arr.dtype, jnp.floating):
         arr = arr.astype(jnp.result_type(float))
+    arr = arr.astype(jnp.promote_types(arr.dtype, jnp.float32))
     if is_concrete(arr) and arr.size and not np.all(np.isfinite(np.asarray(arr, dtype=np.float64))):
         raise ValueError(f"{name}: contains NaN or inf")
     return arr
@@ -61,7 +63,7 @@ def _geometric_sum(alpha, k):
     Written as ``expm1(k log α) / expm1(log α)`` with ``log α = log1p(α - 1)``; exact limits
     ``k`` at ``α = 1`` and ``1`` at ``α = 0`` (for ``k >= 1``).
     """
-    dtype = jnp.result_type(alpha, jnp.float32)
+    dtype = jnp.promote_types(alpha.dtype, jnp.float32)
     alpha = jnp.asarray(alpha, dtype)
     k = jnp.asarray(k, dtype)
     la = jnp.log1p(alpha - 1)
@@ -180,7 +182,7 @@ def optimal_gamma(alpha, c, *, max_gamma: int = 64) -> OptimalGamma:
         raise ValueError(f"max_gamma: expected a non-negative int, got {max_gamma!r}")
     a = _check_alpha(alpha)
     c = _check_cost(c)
-    dtype = jnp.result_type(a, c, jnp.float32)
+    dtype = jnp.promote_types(a.dtype, c.dtype)
     a = jnp.asarray(a, dtype)[..., None]
     c = jnp.asarray(c, dtype)[..., None]
     g = jnp.arange(int(max_gamma) + 1, dtype=dtype)
