@@ -331,8 +331,9 @@ def _optimal_core(p, q, n, scheme, num_nodes):
     if scheme == "greedy":
         return _greedy_core(p, q, n)
     perm, before = _sort_by_ratio(_ratios(p, q))
-    ps = jnp.take_along_axis(p, perm, -1)
-    qs = jnp.take_along_axis(q, perm, -1)
+    # one gather of the stacked pair is ~2x faster on CPU than two gathers
+    pqs = jnp.take_along_axis(jnp.stack([p, q], -1), perm[..., None], -2)
+    ps, qs = pqs[..., 0], pqs[..., 1]
     if scheme == "iid" or n == 1:
         value, m = _best_prefix(_cumsum(ps) - _iid_prefix_all_in(qs, n))
     elif n == 2:
