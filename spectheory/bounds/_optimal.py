@@ -371,7 +371,11 @@ def optimal_acceptance(p, q, n: int, scheme: str = "iid", *, num_nodes: int | No
               P\big(N_H(t) \ge n\big)\, dt, \qquad
           N_H(t) \sim \text{PoissonBinomial}\big(1 - e^{-q_i t},\ i \in H\big),
 
-      which equals THEORY §4's :math:`1 - \lambda\sum_{j<n}\int_0^\infty e^{-t} e_j(r(t))\,dt`.
+      which equals THEORY §4's :math:`1 - \lambda\sum_{j<n}\int_0^\infty e^{-t} e_j(r(t))\,dt`
+      (:math:`r_i = e^{q_i t} - 1`) because
+      :math:`P(N_H(t) = j) = e^{-q(H)t} e_j(r(t))` and :math:`\lambda + q(H) = 1`.
+      The prefix property is not proved for this scheme; it is checked against brute force
+      over all subsets and against the LP (every tie order, ``V <= 7``) in the tests.
       The truncated Poisson-binomial law is extended one token at a time along the prefix
       order (a ``lax.scan``) at ``num_nodes`` Gauss–Legendre nodes in :math:`\log t`, so the
       whole scan is O(V · n · num_nodes) and works with probabilities only (no overflow of
@@ -471,8 +475,8 @@ def all_in_probability(q, H, n: int, scheme: str = "iid", *, num_nodes: int | No
 
     With it, ``p(H) + 1 - all_in_probability(q, H, n, scheme)`` is an upper bound on α* for
     any ``H``, with equality at :func:`optimal_acceptance`'s certificate. Without replacement
-    this is the same quadrature as :func:`optimal_acceptance` (exact for ``n <= 1`` only via
-    the quadrature's accuracy; see there).
+    (``n >= 2``) it uses the quadrature of :func:`optimal_acceptance`, with the same accuracy,
+    as an order-free product over the tokens of ``H``.
 
     Args:
       q: draft law, float[..., V].
