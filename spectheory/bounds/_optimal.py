@@ -193,7 +193,8 @@ def _wor2_prefix_all_in(qs):
     """
     pre = _cumsum(qs)
     lam = _suffix_after(qs)
-    rest = (pre - qs) + lam
+    before = jnp.concatenate([jnp.zeros_like(pre[..., :1]), pre[..., :-1]], -1)
+    rest = before + lam
     odds = jnp.where(rest > 0, qs / jnp.where(rest > 0, rest, 1), 0)
     return jnp.clip(pre - lam * _cumsum(odds), 0, 1)
 
