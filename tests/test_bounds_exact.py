@@ -551,3 +551,17 @@ def test_lp_and_subset_validation():
         subset_bound(np.ones(17) / 17, t, w)
     with pytest.raises(ValueError, match="p: contains negative"):
         subset_bound(np.array([1.5, -0.5, 0.0]), t, w)
+
+
+@pytest.mark.parametrize("scheme", ["iid", "without_replacement", "greedy"])
+def test_all_in_probability_vmap_and_jit(scheme):
+    rng = np.random.default_rng(12)
+    q = rng.dirichlet(np.ones(7), size=5)
+    H = rng.random((5, 7)) < 0.6
+    f = functools.partial(all_in_probability, n=3, scheme=scheme)
+    loop = np.array([float(f(q[i], H[i])) for i in range(5)])
+    np.testing.assert_allclose(np.asarray(f(q, H)), loop, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(jax.vmap(f)(jnp.asarray(q), jnp.asarray(H))), loop, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(jax.jit(f)(jnp.asarray(q), jnp.asarray(H))), loop, rtol=0, atol=1e-12)
+    tuples, probs = LAWS[scheme](q[0], 3)
+    np.testing.assert_allclose(loop[0], probs[np.all(H[0][tuples], axis=1)].sum(), rtol=0, atol=1e-9)

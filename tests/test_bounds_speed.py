@@ -206,3 +206,17 @@ def test_tree_validation():
         tree_expected_length([-1, 0, 0], [1.0, 0.7, 0.7])
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         tree_expected_length([-1, 0], [1.0, 1.5])
+
+
+def test_speed_models_vmap_and_jit():
+    alphas = jnp.linspace(0.0, 1.0, 6)
+    gammas = jnp.arange(6)
+    loop = np.array([sum(float(a) ** i for i in range(int(g) + 1)) for a, g in zip(alphas, gammas)])
+    np.testing.assert_allclose(np.asarray(jax.vmap(expected_tokens_per_call)(alphas, gammas)), loop, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(jax.jit(expected_tokens_per_call)(alphas, gammas)), loop, rtol=1e-12)
+    f = jax.vmap(walltime_improvement, in_axes=(0, 0, None))
+    np.testing.assert_allclose(np.asarray(f(alphas, gammas, 0.1)), loop / (np.asarray(gammas) * 0.1 + 1), rtol=1e-12)
+    g = jax.vmap(functools.partial(optimal_gamma, max_gamma=20), in_axes=(0, None))(alphas, 0.05)
+    for a, gam in zip(np.asarray(alphas), np.asarray(g.gamma)):
+        best, val = brute_gamma(float(a), 0.05, 20)
+        np.testing.assert_allclose(float(sum(a**i for i in range(gam + 1)) / (gam * 0.05 + 1)), val, rtol=1e-12)

@@ -139,3 +139,16 @@ def test_vocabtrim_validation(laws):
         trim_draft(q, [1, 2])
     with pytest.raises(ValueError, match="q: does not sum to 1"):
         trim_draft(q * 2, 1)
+
+
+def test_vocabtrim_vmap():
+    rng = np.random.default_rng(8)
+    p = rng.dirichlet(np.ones(10), size=4)
+    q = rng.dirichlet(np.ones(10), size=4)
+    ms = [2, 5, 10]
+    trimmed = jax.vmap(lambda qq: trim_draft(qq, 3))(jnp.asarray(q))
+    np.testing.assert_allclose(np.asarray(trimmed), [np_trim(q[i], 3) for i in range(4)], rtol=1e-12)
+    acc = jax.vmap(lambda a, b: trimmed_acceptance(a, b, ms))(jnp.asarray(p), jnp.asarray(q))
+    np.testing.assert_allclose(np.asarray(acc), np.asarray(trimmed_acceptance(p, q, ms)), rtol=1e-12)
+    opt = jax.vmap(lambda a, b: trimmed_optimal_acceptance(a, b, 2, ms, "greedy"))(jnp.asarray(p), jnp.asarray(q))
+    np.testing.assert_allclose(np.asarray(opt), np.asarray(trimmed_optimal_acceptance(p, q, 2, ms, "greedy")), rtol=1e-12)
