@@ -1,0 +1,232 @@
+"""Vocabulary trimming of the drafter (VocabTrim) and its cost in acceptance (private)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from spectheory._validation import as_probs, check_n, is_concrete, same_vocab
+from spectheory.bounds._optimal import (
+    _broadcast_pq,
+    _check_num_nodes,
+    _check_scheme,
+    _optimal_core,
+)
+
+__all__ = ["trim_draft", "trimmed_acceptance", "trimmed_optimal_acceptance"]
+
+
+def _check_frequency(frequency, V):
+    if frequency is None:
+        return None
+    f = jnp.asarray(frequency) if is_concrete(frequency) else frequency
+    if f.ndim == 0 or f.shape[-1] != V:
+        raise ValueError(f"frequency: expected last axis {V}, got shape {tuple(f.shape)}")
+    if is_concrete(f):
+        ff = np.asarray(f, dtype=np.float64)
+        if not np.all(np.isfinite(ff)) or np.any(ff < 0):
+            raise ValueError("frequency: expected finite non-negative counts or frequencies")
+    return f
+
+
+def _check_ms(ms, V):
+    arr = np.asarray(ms) if is_concrete(ms) else None
+    if arr is None:
+        m = jnp.atleast_1d(ms)
+        if not jnp.issubdtype(m.dtype, jnp.integer) or m.ndim != 1:
+            raise ValueError("ms: expected a 1-d int array of vocabulary sizes")
+        return m, False
+    scalar = arr.ndim == 0
+    arr = np.atleast_1d(arr)
+    if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"ms: expected ints (or a 1-d int array) in [1, {V}], got {ms!r}")
+    if arr.min() < 1 or arr.max() > V:
+        raise ValueError(f"ms: kept vocabulary sizes must lie in [1, {V}], got {arr.min()}..{arr.max()}")
+    return jnp.asarray(arr, jnp.int32), scalar
+
+
+def _rank_order(freq):
+    """Sort keys for "most frequent first, ties to the lower index"; returns a ``kept(m)`` fn."""
+    V = freq.shape[-1]
+    iota = lax.broadcasted_iota(jnp.int32, freq.shape, freq.ndim - 1)
+    key = -freq
+    sk, si = lax.sort((key, iota), dimension=freq.ndim - 1, num_keys=1, is_stable=True)
+
+    def kept(m):
+        k = jnp.clip(m - 1, 0, V - 1)
+        kk = sk[..., k][..., None]
+        ki = si[..., k][..., None]
+        return (key < kk) | ((key == kk) & (iota <= ki))
+
+    return kept
+
+
+def _trim(q, kept):
+    w = jnp.where(kept, q, 0)
+    Z = jnp.sum(w, -1, keepdims=True)
+    return w / jnp.where(Z > 0, Z, 1), Z[..., 0]
+
+
+def _prepare(p, q, frequency, ms):
+    if p is not None:
+        p = as_probs(p, "p", ndim=None)
+    q = as_probs(q, "q", ndim=None)
+    V = q.shape[-1]
+    if p is not None:
+        same_vocab(p, q)
+        p, q, lead = _broadcast_pq(p, q)
+    else:
+        q = q.astype(jnp.result_type(q.dtype, jnp.float32))
+        lead = q.shape[:-1]
+    freq = _check_frequency(frequency, V)
+    if freq is None:
+        freq = q
+    else:
+        lead = jnp.broadcast_shapes(lead, freq.shape[:-1])
+        freq = jnp.broadcast_to(freq.astype(q.dtype), lead + (V,))
+        q = jnp.broadcast_to(q, lead + (V,))
+        if p is not None:
+            p = jnp.broadcast_to(p, lead + (V,))
+    m, scalar = _check_ms(ms, V)
+    return p, q, freq, m, scalar, lead
+
+
+def trim_draft(q, m, frequency=None) -> jax.Array:
+    r"""The draft law restricted to its ``m`` most frequent tokens and renormalised (VocabTrim).
+
+    .. math::
+
+        q_m(x) = \frac{q(x)\,[x \in K_m]}{q(K_m)}, \qquad
+        K_m = \text{the } m \text{ tokens of highest frequency}
+
+    Ranking by ``frequency`` (descending, ties to the lower token id); by default each row of
+    ``q`` is ranked by its own probabilities (the most likely ``m`` tokens). A row whose kept
+    tokens carry no draft mass is returned as all zeros.
+
+    Args:
+      q: draft law, float[..., V].
+      m: number of kept tokens, int in ``[1, V]``.
+      frequency: optional token frequencies, float[..., V] (e.g. corpus counts), broadcast
+        against ``q``.
+
+    Returns:
+      float[..., V] trimmed draft law.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from spectheory.bounds import trim_draft
+      >>> [round(float(x), 4) for x in trim_draft(jnp.array([0.1, 0.6, 0.3]), 2)]
+      [0.0, 0.6667, 0.3333]
+
+    References:
+      Goel et al. VocabTrim: Vocabulary Pruning for Efficient Speculative Decoding in LLMs.
+      2025, arXiv:2506.22694.
+    """
+    _, q, freq, mm, scalar, _ = _prepare(None, q, frequency, m)
+    if not scalar:
+        raise ValueError(f"m: expected a single int, got {m!r}")
+    out, _ = _trim(q, _rank_order(freq)(mm[0]))
+    return out
+
+
+def trimmed_acceptance(p, q, ms, frequency=None) -> jax.Array:
+    r"""Single-draft acceptance after trimming the drafter to ``m`` tokens, for each ``m``.
+
+    .. math::
+
+        \alpha_1(m) = \sum_x \min\big(p(x), q_m(x)\big) = 1 - \mathrm{TV}(p, q_m)
+
+    with :math:`q_m` from :func:`trim_draft`. Rows whose kept tokens have no draft mass get 0.
+
+    Args:
+      p: target law, float[..., V].
+      q: draft law, float[..., V].
+      ms: kept vocabulary sizes, int or int[M], each in ``[1, V]``.
+      frequency: optional frequencies, float[..., V]; default: each row of ``q`` ranks itself.
+
+    Returns:
+      float[..., M] (float[...] for a scalar ``ms``).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from spectheory.bounds import trimmed_acceptance
+      >>> p = jnp.array([0.2, 0.5, 0.3]); q = jnp.array([0.1, 0.6, 0.3])
+      >>> [round(float(a), 4) for a in trimmed_acceptance(p, q, [1, 2, 3])]
+      [0.5, 0.8, 0.9]
+
+    References:
+      Goel et al. VocabTrim. 2025, arXiv:2506.22694; Leviathan et al. 2023, arXiv:2211.17192.
+    """
+    p, q, freq, ms_arr, scalar, lead = _prepare(p, q, frequency, ms)
+    kept = _rank_order(freq)
+
+    def one(m):
+        qm, Z = _trim(q, kept(m))
+        return jnp.where(Z > 0, jnp.sum(jnp.minimum(p, qm), -1), 0)
+
+    out = jnp.moveaxis(lax.map(one, ms_arr), 0, -1)
+    return out[..., 0] if scalar else out
+
+
+def trimmed_optimal_acceptance(p, q, n: int, ms, scheme: str = "iid", frequency=None, *,
+                               num_nodes: int | None = None) -> jax.Array:
+    r"""Optimal ``n``-draft acceptance α* of the trimmed drafter, for each kept size ``m``.
+
+    .. math::
+
+        \alpha^*(m) = \min_H \big[\, p(H) + 1 - Q_m(\text{all drafts} \in H) \big],
+
+    where :math:`Q_m` draws ``n`` drafts from :math:`q_m` (:func:`trim_draft`) with ``scheme``;
+    see :func:`optimal_acceptance`. (Trimming usually costs acceptance, but it can raise it when
+    the drafter puts mass on tokens the target rarely emits.)
+
+    Args:
+      p: target law, float[..., V].
+      q: draft law, float[..., V].
+      n: number of drafts (static).
+      ms: kept vocabulary sizes, int or int[M].
+      scheme: ``"iid"``, ``"without_replacement"`` or ``"greedy"`` (static).
+      frequency: optional frequencies, float[..., V]; default: each row of ``q`` ranks itself.
+      num_nodes: quadrature nodes (see :func:`optimal_acceptance`).
+
+    Returns:
+      float[..., M] (float[...] for a scalar ``ms``).
+
+    Raises:
+      ValueError: (eager) as :func:`optimal_acceptance`, or a kept size leaving fewer than
+        ``n`` tokens with positive draft mass for the schemes that draw distinct tokens.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from spectheory.bounds import trimmed_optimal_acceptance
+      >>> p = jnp.array([0.2, 0.5, 0.3]); q = jnp.array([0.1, 0.6, 0.3])
+      >>> [round(float(a), 4) for a in trimmed_optimal_acceptance(p, q, 2, [1, 2, 3])]
+      [0.5, 0.8, 0.99]
+
+    References:
+      Goel et al. VocabTrim. 2025, arXiv:2506.22694; Hu et al. ICLR 2025, arXiv:2502.18779.
+    """
+    scheme = _check_scheme(scheme)
+    num_nodes = _check_num_nodes(num_nodes)
+    p, q, freq, ms_arr, scalar, lead = _prepare(p, q, frequency, ms)
+    V = q.shape[-1]
+    n = check_n(n, "n", V=V, replacement=scheme == "iid")
+    kept = _rank_order(freq)
+    if scheme != "iid" and is_concrete(q) and is_concrete(ms_arr) and q.size:
+        for m in np.asarray(ms_arr):
+            s = int(np.min(np.sum(np.asarray(kept(jnp.int32(m)) & (q > 0)), axis=-1)))
+            if s < n:
+                raise ValueError(
+                    f"ms: trimming to m={int(m)} leaves {s} tokens of positive draft mass, fewer than n={n}"
+                )
+    pf = p.reshape(-1, V)
+
+    def one(m):
+        qm, Z = _trim(q, kept(m))
+        val, _ = _optimal_core(pf, qm.reshape(-1, V), n, scheme, num_nodes)
+        return jnp.where(Z.reshape(-1) > 0, val, 0).reshape(lead)
+
+    out = jnp.moveaxis(lax.map(one, ms_arr), 0, -1)
+    return out[..., 0] if scalar else out
