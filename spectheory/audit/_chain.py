@@ -9,9 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from spectheory.models._table import TableLM
+from spectheory.verify._block import block_kernel
 from spectheory.verify._chain import chain_kernel
 
-_CHAIN_METHODS: dict[str, Callable] = {"token": chain_kernel}
+#: Built-in methods: token-by-token verification and block verification (Sun et al. 2025).
+_CHAIN_METHODS: dict[str, Callable] = {"token": chain_kernel, "block": block_kernel}
 
 
 def register_chain_method(name: str, kernel: Callable) -> None:
@@ -73,7 +75,8 @@ def exact_chain(target: TableLM, draft: TableLM, gamma: int, method: str = "toke
       target: the target model.
       draft: the draft model (same vocabulary).
       gamma: number of drafted tokens (>= 0).
-      method: a name from :func:`chain_methods` (``"token"``: token-by-token verification).
+      method: a name from :func:`chain_methods` (``"token"``: token-by-token verification,
+        ``"block"``: block verification, :func:`spectheory.verify.block`).
       prefix: the context both models condition on.
 
     Returns:
