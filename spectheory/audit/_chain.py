@@ -59,6 +59,34 @@ def _draft_sequences(draft: TableLM, prefix: tuple, gamma: int):
     return out
 
 
+def sequence_error(target: TableLM, emitted: dict, length: int, *, prefix: Sequence[int] = ()) -> float:
+    r"""Largest error of an emitted-sequence law against the target, at sequence level.
+
+    With :math:`A(()) = 0` and :math:`A(s\,t) = A(s)\,P(t \mid s) + E(s\,t)` (the emitted
+    sequence :math:`E`, continued by the target), returns
+    :math:`\max_{|z| = \text{length}} |A(z) - P(z)|`; zero iff emitting then continuing with the
+    target has the target's law up to ``length`` tokens.
+
+    Args:
+      target: the target model. emitted: ``{tokens (tuple): probability}`` with every key of
+        length ``1..length``. length: the horizon. prefix: the context.
+    """
+    prefix = tuple(int(t) for t in prefix)
+    V = target.vocab_size
+    max_err = 0.0
+    stack = [((), 0.0, 1.0)]
+    while stack:
+        s, a, pt = stack.pop()
+        if len(s) == length:
+            max_err = max(max_err, abs(a - pt))
+            continue
+        law = target.next_law(prefix + s)
+        for t in range(V):
+            child = s + (t,)
+            stack.append((child, a * law[t] + emitted.get(child, 0.0), pt * law[t]))
+    return float(max_err)
+
+
 def exact_chain(target: TableLM, draft: TableLM, gamma: int, method: str = "token",
                 prefix: Sequence[int] = ()) -> ChainAudit:
     r"""Exact audit of one call of chain verification between two :class:`TableLM`.
@@ -108,15 +136,5 @@ def exact_chain(target: TableLM, draft: TableLM, gamma: int, method: str = "toke
                 emitted[key] = emitted.get(key, 0.0) + w * K[m, k, y]
     expected = float(np.sum(qprob[:, None] * K.sum(axis=2) * np.arange(gamma + 1)[None, :]))
 
-    max_err = 0.0
-    stack = [((), 0.0, 1.0)]
-    while stack:
-        s, a, pt = stack.pop()
-        if len(s) == gamma + 1:
-            max_err = max(max_err, abs(a - pt))
-            continue
-        law = target.next_law(prefix + s)
-        for t in range(V):
-            child = s + (t,)
-            stack.append((child, a * law[t] + emitted.get(child, 0.0), pt * law[t]))
+    max_err = sequence_error(target, emitted, gamma + 1, prefix=prefix)
     return ChainAudit(expected, float(max_err), emitted)
