@@ -73,3 +73,53 @@ WOR = DraftScheme(
 
 RRS = Rule("test-rrs", IID, _verifier(True), description="RRS with replacement (test-local)")
 RSD = Rule("test-rsd", WOR, _verifier(False), description="RRS without replacement (test-local)")
+
+
+# * Greedy drafts (Hu et al. 2025, THEORY Sec. 3): T = the first n - 1 drafts (the most likely
+#   tokens), X ~ q' = q off T; accept X w.p. min(1, p(X)/q'(X)), else emit from
+#   r = p on T, (p - q')+ off T.
+
+def _greedy_parts(p, q, drafts):
+    p = jnp.asarray(p)
+    q = jnp.asarray(q).astype(p.dtype)
+    n = drafts.shape[0]
+    inT = jnp.zeros(p.shape, bool).at[drafts[:n - 1]].set(True) if n > 1 else jnp.zeros(p.shape, bool)
+    qp = _core.normalize(jnp.where(inT, 0, q))
+    r = jnp.where(inT, p, jnp.maximum(p - qp, 0))
+    r = jnp.where(jnp.sum(r) > 0, r, p)
+    return p, qp, r, drafts[n - 1]
+
+
+def _greedy_with_uniforms(u, p, q, drafts):
+    p, qp, r, x = _greedy_parts(p, q, drafts)
+    u = jnp.asarray(u).astype(p.dtype)
+    ok = _core.accepts(u[0], p[x], qp[x])
+    y = _core.sample_index(u[1], r)
+    return VerifyResult(jnp.where(ok, x, y).astype(jnp.int32), jnp.where(ok, drafts.shape[0] - 1, -1).astype(jnp.int32))
+
+
+def _greedy_kernel(p, q, drafts):
+    p, qp, r, x = _greedy_parts(p, q, drafts)
+    a = _core.accept_prob(p[x], qp[x])
+    return a * _core.one_hot(x, p.shape[-1], p.dtype) + (1 - a) * _core.normalize(r)
+
+
+def _greedy_sample(key, q, n):
+    from spectheory.trees._tree import _greedy_children
+    tok, _ = _greedy_children(key, jnp.log(jnp.asarray(q)), n)
+    return tok
+
+
+def _greedy_law(q, n):
+    from spectheory.audit import greedy_law
+    return greedy_law(q, n)
+
+
+GREEDY_SCHEME = DraftScheme(name="greedy", sample=_greedy_sample, law=_greedy_law, replacement=False,
+                            max_n=lambda V: V)
+GREEDY = Rule("test-greedy", GREEDY_SCHEME, Verifier(
+    verify=lambda key, p, q, d: _greedy_with_uniforms(jax.random.uniform(key, (2,), _core.float_dtype(p, q)), p, q, d),
+    kernel=_greedy_kernel,
+    verify_with_uniforms=_greedy_with_uniforms,
+    num_uniforms=lambda n: 2,
+), description="greedy drafts (Hu et al. 2025, test-local)")

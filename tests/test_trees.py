@@ -29,7 +29,7 @@ from spectheory.trees import (
 )
 from spectheory.trees._verify import SCHEME_NAMES
 
-from _tree_rules import RRS, RSD
+from _tree_rules import GREEDY, RRS, RSD
 
 
 def _models(V, D, seed, zero_prob=0.25):
@@ -41,7 +41,7 @@ def _models(V, D, seed, zero_prob=0.25):
 # --- every available rule x every builder whose children law it assumes --------------------
 
 def _rule_builder_cases():
-    rules = [spectheory.rule(n) for n in spectheory.rules()] + [RRS, RSD]
+    rules = [spectheory.rule(n) for n in spectheory.rules()] + [RRS, RSD, GREEDY]
     cases = []
     for r in rules:
         for builder, scheme in BUILDERS.items():
@@ -77,6 +77,7 @@ def test_rule_builder_grid_covers_trees():
     names = {(c[0].name, c[1]) for c in CASES}
     assert ("single", "iid") in names and ("test-rrs", "iid") in names
     assert ("test-rsd", "gumbel") in names and ("test-rsd", "beam") in names
+    assert ("test-greedy", "greedy") in names
 
 
 @pytest.mark.parametrize("V,D", [(3, 3), (4, 2)])
@@ -139,6 +140,9 @@ def test_mismatched_pairing_is_refused():
         check_pairing(wor, RRS, 3)
     with pytest.raises(ValueError, match="greedy"):
         check_pairing(gr, RSD, 3)
+    with pytest.raises(ValueError, match="without_replacement"):
+        check_pairing(wor, GREEDY, 3)
+    check_pairing(gr, GREEDY, 3)
     with pytest.raises(ValueError, match="not defined for"):
         check_pairing(iid, "single", 3)
     check_pairing(chain, "single", 3)
@@ -293,3 +297,22 @@ def test_tree_verify_forms_jit_vmap():
         t_i = jax.tree_util.tree_map(lambda a: a[i], trees)
         single = one(keys[i], t_i, ps[i], qs[i])
         np.testing.assert_array_equal(np.asarray(out.tokens[i]), np.asarray(single.tokens))
+
+
+@pytest.mark.parametrize("build,scheme_law", [("greedy", "greedy"), ("gumbel", "pl")])
+def test_builder_children_match_the_audited_law(build, scheme_law):
+    """The children the jitted builders draw at the root follow the law the exact audit
+    enumerates (chi-squared on ordered tuples, alpha = 1e-3, fixed key)."""
+    V, b = 4, 3
+    q = np.array([0.1, 0.4, 0.1, 0.4])  # ties: greedy keeps the lower ids first
+    fn = table_log_probs_fn(TableLM.context_free(q), 1)
+    builder = {"greedy": greedy_tree, "gumbel": gumbel_tree}[build]
+    trees, _ = jax.jit(jax.vmap(lambda k: builder(k, fn, (b,), V)))(jax.random.split(jax.random.key(3), 20_000))
+    toks = [tuple(r) for r in np.asarray(trees.token).tolist()]
+    from spectheory.audit import greedy_law
+    from spectheory.sampling import plackett_luce_law
+    tuples, probs = greedy_law(q, b) if scheme_law == "greedy" else plackett_luce_law(q, b)
+    idx = {tuple(int(x) for x in t): i for i, t in enumerate(tuples)}
+    assert all(t in idx for t in toks)
+    out = chi_square_test(np.array([idx[t] for t in toks]), probs, alpha=1e-3)
+    assert out.passed, out.p_value
