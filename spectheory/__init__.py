@@ -10,11 +10,14 @@ Public entry points:
 * :mod:`spectheory.verify` (verifiers, chain verification), :mod:`spectheory.drafts`
   (draft schemes), :mod:`spectheory.audit` (exact and statistical audits),
   :mod:`spectheory.bounds` (optimal acceptance), :mod:`spectheory.models` (toy and real
-  models), :mod:`spectheory.testing` (hypothesis strategies and a conformance check).
+  models), :mod:`spectheory.testing` (hypothesis strategies and a conformance check),
+  :mod:`spectheory.sampling` (sampling without replacement, stochastic beam search),
+  :mod:`spectheory.trees` (draft trees and tree verification), :mod:`spectheory.parallel`
+  (sharded execution).
 """
 
 from spectheory._registry import DraftScheme, Rule, Verifier, VerifyResult, register, rule, rules
-from spectheory import drafts, verify, audit, models, testing, bounds, parallel  # noqa: E402
+from spectheory import drafts, verify, audit, models, testing, bounds, parallel, sampling, trees  # noqa: E402
 from spectheory import _builtin_rules  # noqa: E402,F401  (registers the built-in rules)
 
 __version__ = "0.1.0"
@@ -34,4 +37,6 @@ __all__ = [
     "testing",
     "bounds",
     "parallel",
+    "sampling",
+    "trees",
 ]

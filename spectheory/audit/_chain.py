@@ -9,9 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from spectheory.models._table import TableLM
+from spectheory.verify._block import block_kernel
 from spectheory.verify._chain import chain_kernel
 
-_CHAIN_METHODS: dict[str, Callable] = {"token": chain_kernel}
+#: Built-in methods: token-by-token verification and block verification (Sun et al. 2025).
+_CHAIN_METHODS: dict[str, Callable] = {"token": chain_kernel, "block": block_kernel}
 
 
 def register_chain_method(name: str, kernel: Callable) -> None:
@@ -57,6 +59,34 @@ def _draft_sequences(draft: TableLM, prefix: tuple, gamma: int):
     return out
 
 
+def sequence_error(target: TableLM, emitted: dict, length: int, *, prefix: Sequence[int] = ()) -> float:
+    r"""Largest error of an emitted-sequence law against the target, at sequence level.
+
+    With :math:`A(()) = 0` and :math:`A(s\,t) = A(s)\,P(t \mid s) + E(s\,t)` (the emitted
+    sequence :math:`E`, continued by the target), returns
+    :math:`\max_{|z| = \text{length}} |A(z) - P(z)|`; zero iff emitting then continuing with the
+    target has the target's law up to ``length`` tokens.
+
+    Args:
+      target: the target model. emitted: ``{tokens (tuple): probability}`` with every key of
+        length ``1..length``. length: the horizon. prefix: the context.
+    """
+    prefix = tuple(int(t) for t in prefix)
+    V = target.vocab_size
+    max_err = 0.0
+    stack = [((), 0.0, 1.0)]
+    while stack:
+        s, a, pt = stack.pop()
+        if len(s) == length:
+            max_err = max(max_err, abs(a - pt))
+            continue
+        law = target.next_law(prefix + s)
+        for t in range(V):
+            child = s + (t,)
+            stack.append((child, a * law[t] + emitted.get(child, 0.0), pt * law[t]))
+    return float(max_err)
+
+
 def exact_chain(target: TableLM, draft: TableLM, gamma: int, method: str = "token",
                 prefix: Sequence[int] = ()) -> ChainAudit:
     r"""Exact audit of one call of chain verification between two :class:`TableLM`.
@@ -73,7 +103,8 @@ def exact_chain(target: TableLM, draft: TableLM, gamma: int, method: str = "toke
       target: the target model.
       draft: the draft model (same vocabulary).
       gamma: number of drafted tokens (>= 0).
-      method: a name from :func:`chain_methods` (``"token"``: token-by-token verification).
+      method: a name from :func:`chain_methods` (``"token"``: token-by-token verification,
+        ``"block"``: block verification, :func:`spectheory.verify.block`).
       prefix: the context both models condition on.
 
     Returns:
@@ -105,15 +136,5 @@ def exact_chain(target: TableLM, draft: TableLM, gamma: int, method: str = "toke
                 emitted[key] = emitted.get(key, 0.0) + w * K[m, k, y]
     expected = float(np.sum(qprob[:, None] * K.sum(axis=2) * np.arange(gamma + 1)[None, :]))
 
-    max_err = 0.0
-    stack = [((), 0.0, 1.0)]
-    while stack:
-        s, a, pt = stack.pop()
-        if len(s) == gamma + 1:
-            max_err = max(max_err, abs(a - pt))
-            continue
-        law = target.next_law(prefix + s)
-        for t in range(V):
-            child = s + (t,)
-            stack.append((child, a * law[t] + emitted.get(child, 0.0), pt * law[t]))
+    max_err = sequence_error(target, emitted, gamma + 1, prefix=prefix)
     return ChainAudit(expected, float(max_err), emitted)

@@ -1,8 +1,9 @@
 """Verifiers: one-position acceptance rules and chain verification.
 
 One-position verifiers follow the :class:`spectheory.Verifier` contract (``verify``,
-``kernel``, ``verify_with_uniforms``); chain verification takes per-position laws for a chain
-of ``gamma`` drafted tokens. All are pure JAX, jit- and vmap-clean.
+``kernel``, ``verify_with_uniforms``); chain verification (token by token, or jointly by block
+verification) takes per-position laws for a chain of ``gamma`` drafted tokens. All are pure
+JAX, jit- and vmap-clean.
 """
 
 from spectheory.verify._single import (
@@ -21,6 +22,13 @@ from spectheory.verify._chain import (
     chain_with_uniforms,
 )
 from spectheory.verify._warp import warp_logits
+from spectheory.verify._block import (
+    BlockQuantities,
+    block,
+    block_kernel,
+    block_quantities,
+    block_with_uniforms,
+)
 
 __all__ = [
     "warp_logits",
@@ -35,4 +43,9 @@ __all__ = [
     "chain_from_logits_with_uniforms",
     "chain_kernel",
     "chain_with_uniforms",
+    "BlockQuantities",
+    "block",
+    "block_kernel",
+    "block_quantities",
+    "block_with_uniforms",
 ]
