@@ -1,1 +1,30 @@
-"""Placeholder."""
+"""Models: the causal-LM contract, adapters for real models, drafters, shipped small models.
+
+* :class:`CausalLM`, the contract speculative generation is built on (chain scoring,
+  per-row rollback, one-pass tree scoring), and its tree helpers;
+* :class:`HFCausalLM`, any ``transformers`` causal LM (torch) with its KV cache;
+* :class:`JaxCausalLM`, any JAX function ``(params, tokens) -> logits`` (full recompute), and a
+  small GPT in plain ``jax.numpy`` (:func:`gpt_init`, :func:`gpt_logits`,
+  :func:`gpt_from_pretrained`);
+* :func:`prompt_lookup`, an n-gram drafter with point-mass draft laws (:func:`point_mass`);
+* two small byte-level GPT-2 models trained on the Python standard library
+  (:func:`load_shipped_models`, :func:`shipped_model_path`).
+
+torch, transformers and safetensors are imported only when a function needs them.
+"""
+
+from spectheory.models._causal_lm import (
+    CausalLM,
+    chain_parents,
+    tree_ancestors,
+    tree_depths,
+    tree_paths,
+)
+
+__all__ = [
+    "CausalLM",
+    "chain_parents",
+    "tree_ancestors",
+    "tree_depths",
+    "tree_paths",
+]
