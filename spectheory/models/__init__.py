@@ -20,6 +20,7 @@ from spectheory.models._causal_lm import (
     tree_depths,
     tree_paths,
 )
+from spectheory.models._prompt_lookup import PromptLookupDraft, point_mass, prompt_lookup
 
 __all__ = [
     "CausalLM",
@@ -27,4 +28,7 @@ __all__ = [
     "tree_ancestors",
     "tree_depths",
     "tree_paths",
+    "PromptLookupDraft",
+    "prompt_lookup",
+    "point_mass",
 ]
