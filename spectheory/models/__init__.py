@@ -20,7 +20,17 @@ from spectheory.models._causal_lm import (
     tree_depths,
     tree_paths,
 )
+from spectheory.models._hf import HFCache, HFCausalLM, torch_to_jax
 from spectheory.models._prompt_lookup import PromptLookupDraft, point_mass, prompt_lookup
+from spectheory.models._shipped import (
+    EOS,
+    SHIPPED_MODELS,
+    decode_bytes,
+    encode_bytes,
+    load_shipped_models,
+    shipped_model_path,
+    shipped_training_summary,
+)
 
 __all__ = [
     "CausalLM",
@@ -28,7 +38,17 @@ __all__ = [
     "tree_ancestors",
     "tree_depths",
     "tree_paths",
+    "HFCausalLM",
+    "HFCache",
+    "torch_to_jax",
     "PromptLookupDraft",
     "prompt_lookup",
     "point_mass",
+    "EOS",
+    "SHIPPED_MODELS",
+    "shipped_model_path",
+    "load_shipped_models",
+    "shipped_training_summary",
+    "encode_bytes",
+    "decode_bytes",
 ]
