@@ -21,6 +21,14 @@ from spectheory.models._causal_lm import (
     tree_paths,
 )
 from spectheory.models._hf import HFCache, HFCausalLM, torch_to_jax
+from spectheory.models._jax_lm import (
+    GPTConfig,
+    JaxCache,
+    JaxCausalLM,
+    gpt_from_pretrained,
+    gpt_init,
+    gpt_logits,
+)
 from spectheory.models._prompt_lookup import PromptLookupDraft, point_mass, prompt_lookup
 from spectheory.models._shipped import (
     EOS,
@@ -41,6 +49,12 @@ __all__ = [
     "HFCausalLM",
     "HFCache",
     "torch_to_jax",
+    "JaxCausalLM",
+    "JaxCache",
+    "GPTConfig",
+    "gpt_init",
+    "gpt_logits",
+    "gpt_from_pretrained",
     "PromptLookupDraft",
     "prompt_lookup",
     "point_mass",
