@@ -1,0 +1,84 @@
+r"""The two small byte-level GPT-2 models shipped with the package (private).
+
+``spectheory/models/data/target`` (4 layers, d = 128, 0.86 M parameters, 3.4 MB) and
+``spectheory/models/data/draft`` (1 layer, d = 64, 0.08 M parameters, 0.3 MB) are GPT-2s
+(``transformers.GPT2LMHeadModel``, float32 safetensors) trained on the Python standard library's
+source (top-level ``*.py`` files of CPython 3.11.7; every 10th file held out) by::
+
+    python paper_repro/train_models.py --out spectheory/models/data
+
+(torch 2.13.0 CPU, one thread, seed 0; 400 AdamW steps of 16 x 256 bytes each; 428 s for the
+target and 49 s for the draft on a shared 2-core machine; a rerun reproduced both files bit for
+bit). Final training loss (EMA) 2.18 / 2.51 nats per byte; held-out loss 2.15 (target) and 2.46
+(draft) nats per byte; held-out single-draft acceptance, the mean over positions of
+:math:`\sum_x \min(p(x), q(x))` at temperature 1, is 0.74. The exact record is
+``data/training_summary.json`` (:func:`shipped_training_summary`).
+
+These are small, briefly trained models: samples at temperature 1 look like Python only
+locally. They exist to make acceptance rates and speculative generation measurable on real
+(non-synthetic) conditionals, offline, in seconds.
+
+Tokens are bytes: id ``b`` < 256 is the byte ``b``, :data:`EOS` = 256 separates documents;
+``V = 257``. Context: 256 positions.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+__all__ = [
+    "EOS",
+    "SHIPPED_MODELS",
+    "shipped_model_path",
+    "load_shipped_models",
+    "shipped_training_summary",
+    "encode_bytes",
+    "decode_bytes",
+]
+
+EOS = 256
+SHIPPED_MODELS = ("target", "draft")
+_DATA = pathlib.Path(__file__).resolve().parent / "data"
+
+
+def shipped_model_path(name: str) -> pathlib.Path:
+    """Directory of a shipped model (``"target"`` or ``"draft"``), for ``from_pretrained``."""
+    if name not in SHIPPED_MODELS:
+        raise ValueError(f"unknown shipped model {name!r}; choose from {SHIPPED_MODELS}")
+    path = _DATA / name
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"shipped model files missing under {path}")
+    return path
+
+
+def load_shipped_models():
+    """``(target, draft)``: the shipped ``transformers.GPT2LMHeadModel`` pair, in eval mode,
+    loaded with ``from_pretrained(..., local_files_only=True)`` (needs torch + transformers)."""
+    from transformers import GPT2LMHeadModel
+
+    return tuple(
+        GPT2LMHeadModel.from_pretrained(shipped_model_path(n), local_files_only=True).eval()
+        for n in SHIPPED_MODELS
+    )
+
+
+def shipped_training_summary() -> dict:
+    """Settings and results of the training run that produced the shipped weights."""
+    return json.loads((_DATA / "training_summary.json").read_text())
+
+
+def encode_bytes(text: str | bytes) -> np.ndarray:
+    """Token ids (``int32[S]``) of a string (UTF-8) or bytes."""
+    data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    return np.frombuffer(data, dtype=np.uint8).astype(np.int32)
+
+
+def decode_bytes(tokens: ArrayLike) -> str:
+    """Text of token ids (``EOS`` and other ids >= 256 are dropped; bad UTF-8 is replaced)."""
+    t = np.asarray(jnp.asarray(tokens)).reshape(-1)
+    return bytes(int(x) for x in t if 0 <= x < 256).decode("utf-8", errors="replace")
