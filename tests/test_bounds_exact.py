@@ -342,10 +342,10 @@ def test_against_numpy_reference_large_v(scheme, n):
 
 @pytest.mark.parametrize("n", [3, 8])
 def test_wor_large_v_certificate_and_dtypes(n):
-    """At V = 1000: value == p(H) + 1 - Q(H) at the certificate (Q by the same quadrature but an
+    """At V = 600: value == p(H) + 1 - Q(H) at the certificate (Q by the same quadrature but an
     order-free product), no neighbouring prefix does better, and float32 agrees with float64."""
     rng = np.random.default_rng(n)
-    V = 1000
+    V = 600
     logits = rng.standard_normal((2, V)) * 2.5
     p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
     ql = logits + rng.standard_normal((2, V))
@@ -371,7 +371,7 @@ def test_sort_paths_agree():
         perm_a, before_a = _optimal._sort_by_ratio(x, packed=True)
         perm_b, before_b = _optimal._sort_by_ratio(x, packed=False)
         np.testing.assert_array_equal(np.asarray(perm_a), np.asarray(perm_b))
-        for m in [0, 1, 17, 39, 40]:
+        for m in [0, 17, 40]:
             mm = jnp.full((3,), m, jnp.int32)
             np.testing.assert_array_equal(np.asarray(before_a(mm)), np.asarray(before_b(mm)))
             expected = np.zeros((3, 40), bool)
@@ -491,7 +491,7 @@ def check_lp_certificate(res, p, tuples, probs, atol=1e-9):
     np.testing.assert_allclose(reduced[res.plan > atol], 0, rtol=0, atol=atol)  # complementary slackness
 
 
-@given(law_pair(max_v=6, max_n=3))
+@given(law_pair(max_v=7, max_n=4))
 def test_lp_certificates_and_backends(case):
     p, q, n, scheme = case
     tuples, probs = LAWS[scheme](q, n)

@@ -31,11 +31,17 @@ class LPAcceptance(NamedTuple):
 
 
 def collapse_draft_sets(tuples: np.ndarray, V: int):
-    """Group draft tuples by their (unordered, de-duplicated) token set.
+    r"""Group draft tuples by their (unordered, de-duplicated) token set.
 
-    The LP's objective depends on a tuple only through ``set(x̄)``, so rows with the same set can
-    be merged (summing their probabilities) without changing the optimum; a plan on the merged
-    rows splits back proportionally.
+    The LP's objective depends on a tuple only through :math:`\mathrm{set}(\bar x)`, so rows
+    with the same set can be merged without changing the optimum,
+
+    .. math::
+
+        Q(S) = \sum_{\bar x:\ \mathrm{set}(\bar x) = S} Q(\bar x), \qquad
+        \pi(\bar x, y) = \pi(S, y)\, \frac{Q(\bar x)}{Q(S)},
+
+    and a plan on the merged rows splits back proportionally (dual values are shared).
 
     Args:
       tuples: int[M, n] token ids.
@@ -44,6 +50,16 @@ def collapse_draft_sets(tuples: np.ndarray, V: int):
     Returns:
       ``(inverse int[M], members bool[U, V])``: ``inverse[i]`` is the set index of tuple ``i`` and
       ``members[u, y]`` says whether token ``y`` belongs to set ``u``.
+
+    Example:
+      >>> import numpy as np
+      >>> from spectheory.bounds import collapse_draft_sets
+      >>> inverse, members = collapse_draft_sets(np.array([[0, 1], [1, 0], [2, 2]]), 3)
+      >>> inverse.tolist(), members.astype(int).tolist()
+      ([1, 1, 0], [[0, 0, 1], [1, 1, 0]])
+
+    References:
+      Sun et al. SpecTr. NeurIPS 2023, arXiv:2310.15141.
     """
     t = np.sort(np.asarray(tuples, dtype=np.int64), axis=1)
     if t.shape[1] > 1:
