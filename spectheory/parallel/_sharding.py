@@ -20,7 +20,7 @@ def batch_mesh(devices: Optional[Sequence] = None, axis_name: str = "batch") -> 
     Returns:
       ``jax.sharding.Mesh`` of shape ``(len(devices),)``.
 
-    >>> batch_mesh(jax.devices()[:1]).shape
+    >>> dict(batch_mesh(jax.devices()[:1]).shape)
     {'batch': 1}
     """
     devs = np.asarray(list(jax.devices() if devices is None else devices))
