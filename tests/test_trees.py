@@ -187,8 +187,8 @@ def test_beam_tree_matches_beam_search():
     V, W, D = 3, 3, 3
     lm = TableLM.random(V, D, seed=4, zero_prob=0.2)
     fn = table_log_probs_fn(lm, D)
-    tree, q = beam_tree(jax.random.key(2), fn, W, D, V)
-    res = spectheory.sampling.stochastic_beam_search(jax.random.key(2), fn, W, D, V)
+    tree, q = jax.jit(lambda k: beam_tree(k, fn, W, D, V))(jax.random.key(2))
+    res = jax.jit(lambda k: spectheory.sampling.stochastic_beam_search(k, fn, W, D, V))(jax.random.key(2))
     paths = node_paths(tree)
     final = {tuple(s) for s, ok in zip(np.asarray(res.sequences).tolist(), np.asarray(res.valid)) if ok}
     assert final <= {p for p in paths if p is not None}
