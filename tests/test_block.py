@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from spectheory.audit import chi_square_test, exact_chain
 from spectheory.models import TableLM
-from spectheory.verify import block, block_kernel, block_quantities, block_with_uniforms, chain
+from spectheory.verify import block, block_kernel, block_quantities, block_with_uniforms
 
 
 def _models(V, gamma, seed, zero_prob=0.25, kind="random"):
@@ -120,7 +120,7 @@ def test_block_lossless_exact(V, gamma, kind):
         np.testing.assert_allclose(a.expected_accepted, gamma, atol=1e-12)
 
 
-@settings(max_examples=15)
+@settings(max_examples=8)
 @given(V=st.integers(1, 4), gamma=st.integers(1, 3), seed=st.integers(0, 10_000),
        zero_prob=st.sampled_from([0.0, 0.3, 0.6]), kind=st.sampled_from(["random", "mix"]))
 def test_block_lossless_and_never_worse_than_token(V, gamma, seed, zero_prob, kind):
@@ -211,20 +211,18 @@ def test_chi_square_sampler_matches_kernel(seed):
 
 
 def test_key_form_jit_eager_vmap_loop():
-    V, gamma, B = 5, 4, 8
+    V, gamma, B = 5, 4, 5
     cases = [_chain_case(V, gamma, s) for s in range(B)]
     P = np.stack([c[0] for c in cases]); Q = np.stack([c[1] for c in cases]); D = np.stack([c[2] for c in cases])
     keys = jax.random.split(jax.random.key(1), B)
     loop = [block(k, p, q, d) for k, p, q, d in zip(keys, P, Q, D)]
     for k, p, q, d, r in zip(keys, P, Q, D, loop):
         u = jax.random.uniform(k, (gamma + 1,), jnp.float64)
-        ru = block_with_uniforms(u, p, q, d)
+        ru = jax.jit(block_with_uniforms)(u, p, q, d)
         np.testing.assert_array_equal(np.asarray(ru.tokens), np.asarray(r.tokens))
-        # same noise as token verification's key form
-        np.testing.assert_array_equal(np.asarray(chain(k, p, q, d).tokens),
-                                      np.asarray(jax.jit(chain)(k, p, q, d).tokens))
-    jitted = [jax.jit(block)(k, p, q, d) for k, p, q, d in zip(keys[:3], P[:3], Q[:3], D[:3])]
-    for a, b in zip(jitted, loop[:3]):
+    jb = jax.jit(block)
+    jitted = [jb(k, p, q, d) for k, p, q, d in zip(keys, P, Q, D)]
+    for a, b in zip(jitted, loop):
         np.testing.assert_array_equal(np.asarray(a.tokens), np.asarray(b.tokens))
     batched = jax.jit(jax.vmap(block))(keys, P, Q, D)
     np.testing.assert_array_equal(np.asarray(batched.tokens), np.stack([np.asarray(r.tokens) for r in loop]))

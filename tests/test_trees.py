@@ -128,12 +128,11 @@ def test_more_branches_accept_more():
 # --- pairing ------------------------------------------------------------------------------
 
 def test_mismatched_pairing_is_refused():
-    fn = table_log_probs_fn(TableLM.context_free([0.5, 0.3, 0.2]), 2)
-    key = jax.random.key(0)
-    iid, _ = jax.jit(lambda k: iid_tree(k, fn, (2, 2), 3))(key)
-    wor, _ = jax.jit(lambda k: gumbel_tree(k, fn, (2, 2), 3))(key)
-    gr, _ = jax.jit(lambda k: greedy_tree(k, fn, (2, 2), 3))(key)
-    chain, _ = jax.jit(lambda k: iid_tree(k, fn, (1, 1), 3))(key)
+    parents = [-1, -1, 0, 0, 1, 1]
+    iid = tree_from_parents([0, 1, 0, 1, 2, 0], parents, "iid")
+    wor = tree_from_parents([0, 1, 0, 1, 2, 0], parents, "without_replacement")
+    gr = tree_from_parents([0, 1, 0, 1, 2, 0], parents, "greedy")
+    chain = tree_from_parents([0, 1], [-1, 0], "iid")
     with pytest.raises(ValueError, match="without_replacement"):
         check_pairing(iid, RSD, 3)
     with pytest.raises(ValueError, match="iid"):
@@ -159,8 +158,10 @@ def test_builders_structure():
     V = 3
     lm = TableLM(V, {(): [0.6, 0.4, 0.0]}, default=[0.2, 0.3, 0.5])
     fn = table_log_probs_fn(lm, 3)
+    built = {}
     for build in (iid_tree, gumbel_tree, greedy_tree):
         tree, q = jax.jit(lambda k: build(k, fn, (3, 2), V))(jax.random.key(1))
+        built[build] = tree
         assert tree.token.shape == (9,) and tree.children.shape == (10, 3) and q.shape == (10, V)
         valid = np.asarray(tree.valid)
         paths = node_paths(tree)
@@ -174,9 +175,9 @@ def test_builders_structure():
             m = int(tree.num_children[r])
             assert np.all(ch[r, :m] >= 0) and np.all(ch[r, m:] == -1)
         np.testing.assert_allclose(np.asarray(q[0]), [0.6, 0.4, 0.0], atol=1e-12)
-    wor, _ = jax.jit(lambda k: gumbel_tree(k, fn, (3, 2), V))(jax.random.key(1))
+    wor = built[gumbel_tree]
     assert int(wor.num_children[0]) == 2  # only two tokens of positive mass at the root
-    gr, _ = greedy_tree(jax.random.key(1), fn, (3, 2), V)  # eager once
+    gr = built[greedy_tree]
     assert np.asarray(gr.token)[:2].tolist() == [0, 1]
     ch1 = np.asarray(gr.children)[1]
     assert np.asarray(gr.token)[ch1[0]] == 2  # the most likely token after (0,)
@@ -186,8 +187,8 @@ def test_beam_tree_matches_beam_search():
     V, W, D = 3, 3, 3
     lm = TableLM.random(V, D, seed=4, zero_prob=0.2)
     fn = table_log_probs_fn(lm, D)
-    tree, q = beam_tree(jax.random.key(2), fn, W, D, V)
-    res = spectheory.sampling.stochastic_beam_search(jax.random.key(2), fn, W, D, V)
+    tree, q = jax.jit(lambda k: beam_tree(k, fn, W, D, V))(jax.random.key(2))
+    res = jax.jit(lambda k: spectheory.sampling.stochastic_beam_search(k, fn, W, D, V))(jax.random.key(2))
     paths = node_paths(tree)
     final = {tuple(s) for s, ok in zip(np.asarray(res.sequences).tolist(), np.asarray(res.valid)) if ok}
     assert final <= {p for p in paths if p is not None}
@@ -273,10 +274,12 @@ def test_tree_verify_forms_jit_vmap():
     assert n_u == (tree.max_depth + 1) * 3
     keys = jax.random.split(jax.random.key(0), 6)
     loop = []
-    for key in keys[:2]:
-        a = tree_verify(key, tree, p, q, RRS)
-        b = tree_verify_with_uniforms(jax.random.uniform(key, (n_u,), jnp.float64), tree, p, q, RRS)
-        c = jax.jit(tree_verify, static_argnums=4)(key, tree, p, q, RRS)
+    jitted = jax.jit(tree_verify, static_argnums=4)
+    for i, key in enumerate(keys[:2]):
+        a = tree_verify(key, tree, p, q, RRS) if i == 0 else jitted(key, tree, p, q, RRS)
+        b = jax.jit(tree_verify_with_uniforms, static_argnums=4)(
+            jax.random.uniform(key, (n_u,), jnp.float64), tree, p, q, RRS)
+        c = jitted(key, tree, p, q, RRS)
         for x in (b, c):
             np.testing.assert_array_equal(np.asarray(x.tokens), np.asarray(a.tokens))
             np.testing.assert_array_equal(np.asarray(x.nodes), np.asarray(a.nodes))
@@ -316,3 +319,19 @@ def test_builder_children_match_the_audited_law(build, scheme_law):
     assert all(t in idx for t in toks)
     out = chi_square_test(np.array([idx[t] for t in toks]), probs, alpha=1e-3)
     assert out.passed, out.p_value
+
+
+def test_float32_tree_verify():
+    """float32 laws: emitted sequences have positive exact probability, and the decisions
+    agree with float64 on the same uniforms except near boundaries."""
+    tree, p, q = _fixed_tree_case()
+    law = tree_kernel(tree, p, q, RRS)
+    n_u = tree_num_uniforms(tree, RRS, 3)
+    U = np.asarray(jax.random.uniform(jax.random.key(8), (40, n_u), jnp.float32))
+    run = jax.jit(jax.vmap(lambda u, pp, qq: tree_verify_with_uniforms(u, tree, pp, qq, RRS), in_axes=(0, None, None)))
+    r32 = run(U, p.astype(np.float32), q.astype(np.float32))
+    r64 = run(U.astype(np.float64), p, q)
+    t32, k32 = np.asarray(r32.tokens), np.asarray(r32.num_accepted)
+    for i in range(40):
+        assert law.get(tuple(t32[i, :k32[i] + 1].tolist()), 0.0) > 0
+    assert np.mean(np.all(t32 == np.asarray(r64.tokens), axis=1)) >= 0.9

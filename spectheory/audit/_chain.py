@@ -70,6 +70,17 @@ def sequence_error(target: TableLM, emitted: dict, length: int, *, prefix: Seque
     Args:
       target: the target model. emitted: ``{tokens (tuple): probability}`` with every key of
         length ``1..length``. length: the horizon. prefix: the context.
+
+    Returns:
+      the largest absolute error (float).
+
+    >>> lm = TableLM.context_free([0.5, 0.5])
+    >>> sequence_error(lm, {(0,): 0.5, (1,): 0.5}, 2), sequence_error(lm, {(0,): 1.0}, 1)
+    (0.0, 0.5)
+
+    References:
+      Leviathan et al. 2023 (arXiv 2211.17192), Appendix A (losslessness of the emitted
+      sequence); Sun et al. 2025 (arXiv 2403.10444), Sec. 2 (valid verification).
     """
     prefix = tuple(int(t) for t in prefix)
     V = target.vocab_size

@@ -45,8 +45,21 @@ def greedy_law(q, n: int) -> tuple[np.ndarray, np.ndarray]:
     from :math:`q` restricted to the other tokens; when :math:`q` has at most ``n - 1`` tokens
     of positive mass the tuple is those tokens (deterministic, shorter).
 
+    .. math:: Q(t_1, \dots, t_{n-1}, x) = \frac{q(x)}{1 - q(T)}, \quad x \notin T.
+
+    Args:
+      q: draft law, float[V]. n: number of children.
+
     Returns:
       ``(tuples int64[M, m], probs float64[M])``.
+
+    >>> t, w = greedy_law([0.2, 0.5, 0.3], 2)
+    >>> t.tolist(), [round(float(x), 4) for x in w]
+    ([[1, 0], [1, 2]], [0.4, 0.6])
+
+    References:
+      Hu et al., Towards Optimal Multi-draft Speculative Decoding, ICLR 2025
+      (arXiv 2502.18779).
     """
     q = np.asarray(q, dtype=np.float64)
     order = np.argsort(-q, kind="stable")
@@ -99,7 +112,7 @@ class _Kernels:
 
 
 def _add(out: dict, key: tuple, w: float) -> None:
-    out[key] = out.get(key, 0.0) + w
+    out[key] = out.get(key, 0.0) + float(w)
 
 
 def _fixed_tree_law(kern: _Kernels, scheme: str, branching: tuple) -> tuple[dict, int]:
@@ -116,7 +129,7 @@ def _fixed_tree_law(kern: _Kernels, scheme: str, branching: tuple) -> tuple[dict
         if d == D:
             p = kern.target.next_law(kern.prefix + path)
             for y in np.flatnonzero(p > 0):
-                out[(int(y),)] = p[y]
+                out[(int(y),)] = float(p[y])
             memo[path] = out
             return out
         q = kern.draft.next_law(kern.prefix + path)

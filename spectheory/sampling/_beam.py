@@ -85,6 +85,12 @@ def stochastic_beam_search_with_gumbels(gumbels, log_probs_fn: Callable, beam_wi
     Returns:
       :class:`BeamResult`.
 
+    >>> import jax.numpy as jnp
+    >>> fn = table_log_probs_fn(TableLM.context_free([0.5, 0.3, 0.2]), 2)
+    >>> res = stochastic_beam_search_with_gumbels(jnp.zeros((2, 2, 3)), fn, 2, 2)
+    >>> res.sequences.tolist(), res.valid.tolist()
+    ([[0, 0], [1, 0]], [True, True])
+
     References:
       Kool, van Hoof, Welling. Stochastic Beams and Where to Find Them: The Gumbel-Top-k Trick
       for Sampling Sequences Without Replacement, ICML 2019 (arXiv 1903.06059), Algorithm 1
@@ -170,11 +176,21 @@ def table_log_probs_fn(model: TableLM, depth: int, *, prefix=()) -> Callable:
     the prefix; the returned function gathers rows and takes logs (``-inf`` at zeros).
     Prefixes of probability zero are not looked up in the model (their rows are ``-inf``).
 
+    .. math:: \mathrm{code}(s) = \sum_{l < t} V^l + \sum_{j=1}^{t} s_j V^{t-j}
+
     Args:
       model: the model. depth: the longest sequence that will be expanded. prefix: context.
 
     Returns:
       ``log_probs_fn(prefixes int32[W, t]) -> float[W, V]`` for ``t < depth``.
+
+    >>> import jax.numpy as jnp
+    >>> fn = table_log_probs_fn(TableLM(2, {(): [0.5, 0.5], (0,): [1.0, 0.0], (1,): [0.25, 0.75]}), 2)
+    >>> jnp.exp(fn(jnp.array([[1]]))).tolist()
+    [[0.25, 0.75]]
+
+    References:
+      Kool et al., ICML 2019 (arXiv 1903.06059) (the model interface the search expands).
     """
     V = model.vocab_size
     prefix = tuple(int(t) for t in prefix)
@@ -209,6 +225,13 @@ def sequence_law(model: TableLM, depth: int, *, prefix=()) -> tuple[list, np.nda
 
     Returns:
       ``(sequences list[tuple], probs float64[M])``.
+
+    >>> seqs, probs = sequence_law(TableLM(2, {(): [0.5, 0.5], (0,): [1.0, 0.0], (1,): [0.25, 0.75]}), 2)
+    >>> seqs, probs.tolist()
+    ([(0, 0), (1, 0), (1, 1)], [0.5, 0.125, 0.375])
+
+    References:
+      Kool et al., ICML 2019 (arXiv 1903.06059), Sec. 3 (the sequence law the search samples).
     """
     out, probs = [], []
 

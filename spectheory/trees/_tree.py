@@ -65,9 +65,12 @@ def _check_scheme(scheme: str) -> str:
 
 
 def tree_from_parents(token: Sequence[int], parent: Sequence[int], scheme: str, *, max_children=None) -> DraftTree:
-    """Build a :class:`DraftTree` on the host from token and parent lists.
+    r"""Build a :class:`DraftTree` on the host from token and parent lists.
 
-    Children are listed in increasing node index (so list siblings in draft order).
+    Children are listed in increasing node index (so list siblings in draft order), and
+
+    .. math:: \mathrm{depth}(i) = 1 \text{ if } \mathrm{parent}(i) = -1, \quad
+        \mathrm{depth}(\mathrm{parent}(i)) + 1 \text{ otherwise}.
 
     Args:
       token: int[N] drafted tokens.
@@ -251,13 +254,25 @@ def gumbel_tree(key, log_probs_fn: Callable, branching: Sequence[int], vocab_siz
     Every node at depth :math:`t` gets the Gumbel-top-``branching[t]`` of its draft
     log-probabilities: ``b`` ordered draws without replacement from
     :math:`q(\cdot \mid \text{path})` (fewer when :math:`q` has fewer than ``b`` tokens of
-    positive mass; the missing slots are invalid).
+    positive mass; the missing slots are invalid),
+
+    .. math:: (c_1, \dots, c_b) = \operatorname{arg\,top}_b\big(\log q(c \mid s) + g_c\big),
+        \quad P(c_1..c_b) = \prod_j \frac{q(c_j \mid s)}{1 - \sum_{l<j} q(c_l \mid s)}.
 
     Args:
       key, log_probs_fn, branching, vocab_size: as :func:`iid_tree`.
 
     Returns:
-      ``(tree, q)`` with scheme ``"without_replacement"``.
+      ``(tree, q)`` with scheme ``"without_replacement"``: ``tree`` has
+      ``N = b_1 + b_1 b_2 + ...`` slots, ``q`` is float[N+1, V].
+
+    >>> import jax
+    >>> from spectheory.models import TableLM
+    >>> from spectheory.sampling import table_log_probs_fn
+    >>> fn = table_log_probs_fn(TableLM.context_free([0.5, 0.5, 0.0]), 2)
+    >>> tree, q = gumbel_tree(jax.random.key(0), fn, (3, 1), 3)
+    >>> tree.num_children.tolist()[:1], int(tree.valid.sum())
+    ([2], 4)
 
     References:
       Jeon et al., Recursive Speculative Decoding: Accelerating LLM Inference via Sampling
@@ -273,13 +288,24 @@ def greedy_tree(key, log_probs_fn: Callable, branching: Sequence[int], vocab_siz
     Every node at depth :math:`t` with ``b = branching[t]`` gets the ``b - 1`` most likely
     tokens of :math:`q(\cdot \mid \text{path})` (in decreasing order; ties to the lower id)
     followed by one draw :math:`X \sim q'`, :math:`q` restricted to the other tokens and
-    renormalised.
+    renormalised:
+
+    .. math:: T = \operatorname{top}_{b-1}\, q(\cdot \mid s), \qquad
+        q'(x) = \frac{q(x \mid s)\,[x \notin T]}{1 - q(T \mid s)}.
 
     Args:
       key, log_probs_fn, branching, vocab_size: as :func:`iid_tree`.
 
     Returns:
-      ``(tree, q)`` with scheme ``"greedy"``.
+      ``(tree, q)`` with scheme ``"greedy"`` (shapes as :func:`iid_tree`).
+
+    >>> import jax
+    >>> from spectheory.models import TableLM
+    >>> from spectheory.sampling import table_log_probs_fn
+    >>> fn = table_log_probs_fn(TableLM.context_free([0.2, 0.5, 0.3]), 1)
+    >>> tree, q = greedy_tree(jax.random.key(0), fn, (2,), 3)
+    >>> int(tree.token[0])
+    1
 
     References:
       Hu et al., Towards Optimal Multi-draft Speculative Decoding, ICLR 2025
@@ -294,7 +320,11 @@ def beam_tree(key, log_probs_fn: Callable, beam_width: int, depth: int, vocab_si
     Runs :func:`spectheory.sampling.stochastic_beam_search`; node ``t * W + w`` is beam slot
     ``w`` at level ``t + 1``. Siblings are listed in decreasing perturbed log-probability,
     which orders them as draws without replacement from the parent's draft law; the number
-    of children varies from node to node (0 to ``W``).
+    of children varies from node to node (0 to ``W``). The level-``t`` beam is the top ``W``
+    of
+
+    .. math:: G(s) = \max_{s' \succeq s,\ |s'| = D} \big(\log q(s') + g_{s'}\big),
+        \qquad |s| = t.
 
     Args:
       key: a ``jax.random`` key.
@@ -302,7 +332,16 @@ def beam_tree(key, log_probs_fn: Callable, beam_width: int, depth: int, vocab_si
       beam_width: static ``W``. depth: static ``D``. vocab_size: static ``V``.
 
     Returns:
-      ``(tree, q)`` with ``N = W * D`` slots and scheme ``"without_replacement"``.
+      ``(tree, q)`` with ``N = W * D`` slots and scheme ``"without_replacement"``; ``q`` is
+      float[N+1, V].
+
+    >>> import jax
+    >>> from spectheory.models import TableLM
+    >>> from spectheory.sampling import table_log_probs_fn
+    >>> fn = table_log_probs_fn(TableLM.context_free([0.5, 0.3, 0.2]), 2)
+    >>> tree, q = beam_tree(jax.random.key(0), fn, 2, 2, 3)
+    >>> tree.token.shape, q.shape, int(tree.num_children[0])
+    ((4,), (5, 3), 2)
 
     References:
       Jeon et al. (arXiv 2402.14160), RSD-S; Kool et al., ICML 2019 (arXiv 1903.06059).
@@ -350,7 +389,16 @@ def beam_tree(key, log_probs_fn: Callable, beam_width: int, depth: int, vocab_si
 
 
 def node_paths(tree: DraftTree) -> list:
-    """The token path (tuple) of every node of a concrete tree; ``None`` for unused slots."""
+    r"""The token path (tuple) of every node of a concrete tree; ``None`` for unused slots.
+
+    .. math:: \mathrm{path}(i) = \mathrm{path}(\mathrm{parent}(i)) \,\|\, \mathrm{token}(i)
+
+    >>> node_paths(tree_from_parents([2, 0, 1], [-1, 0, 0], "iid"))
+    [(2,), (2, 0), (2, 1)]
+
+    References:
+      Miao et al., SpecInfer (arXiv 2305.09781), Sec. 4.
+    """
     token = np.asarray(tree.token)
     parent = np.asarray(tree.parent)
     valid = np.asarray(tree.valid)
@@ -365,9 +413,20 @@ def node_paths(tree: DraftTree) -> list:
 
 
 def table_laws(model, tree: DraftTree, *, prefix=()) -> np.ndarray:
-    """Next-token laws of a :class:`~spectheory.models.TableLM` at every row of a concrete
+    r"""Next-token laws of a :class:`~spectheory.models.TableLM` at every row of a concrete
     tree (root, then node ``i`` at row ``i + 1``), float64[N+1, V]; unused slots get the
-    uniform law. Use it for the target laws ``p`` of :func:`tree_verify`."""
+    uniform law. Use it for the target laws ``p`` of :func:`tree_verify`:
+
+    .. math:: \mathrm{laws}[0] = P(\cdot \mid c), \qquad
+        \mathrm{laws}[i + 1] = P(\cdot \mid c\, \mathrm{path}(i)).
+
+    >>> from spectheory.models import TableLM
+    >>> table_laws(TableLM.context_free([0.5, 0.5]), tree_from_parents([1], [-1], "iid")).shape
+    (2, 2)
+
+    References:
+      Miao et al., SpecInfer (arXiv 2305.09781) (one target call scores every tree node).
+    """
     prefix = tuple(int(t) for t in prefix)
     V = model.vocab_size
     rows = [model.next_law(prefix)]

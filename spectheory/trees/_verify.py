@@ -50,11 +50,28 @@ def _child_counts(tree: DraftTree) -> list[int]:
 
 
 def check_scheme(scheme: str, node_rule: Union[str, Rule]) -> Rule:
-    """Check that ``node_rule`` assumes the children's law tagged ``scheme`` (see
+    r"""Check that ``node_rule`` assumes the children's law tagged ``scheme`` (see
     :func:`check_pairing`) and return the rule.
+
+    The requirement is that the rule's draft law :math:`Q` equals the children's law:
+
+    .. math:: Q_{\text{rule}}(\bar c \mid q) = Q_{\text{tree}}(\bar c \mid q).
+
+    Args:
+      scheme: ``"iid"``, ``"without_replacement"`` or ``"greedy"``.
+      node_rule: a :class:`spectheory.Rule` or a registered name.
+
+    Returns:
+      the :class:`spectheory.Rule`.
 
     Raises:
       ValueError: on a mismatch.
+
+    >>> check_scheme("iid", "single").name
+    'single'
+
+    References:
+      Jeon et al., RSD (arXiv 2402.14160), Sec. 3 (the draft law each node rule assumes).
     """
     r = _as_rule(node_rule)
     if scheme not in SCHEME_NAMES:
@@ -70,7 +87,7 @@ def check_scheme(scheme: str, node_rule: Union[str, Rule]) -> Rule:
 
 
 def check_pairing(tree: DraftTree, node_rule: Union[str, Rule], vocab_size: int) -> Rule:
-    """Check that ``node_rule`` may verify the children of ``tree`` and return the rule.
+    r"""Check that ``node_rule`` may verify the children of ``tree`` and return the rule.
 
     The rule's draft scheme must be the children's law (``tree.scheme``): i.i.d. children
     need a with-replacement rule whose scheme is ``"iid"`` (SpecInfer's RRS, SpecTr's K-SEQ,
@@ -79,8 +96,25 @@ def check_pairing(tree: DraftTree, node_rule: Union[str, Rule], vocab_size: int)
     the ``"greedy"`` scheme; and the rule must be defined for every number of children that
     occurs (every ``1..B`` when the tree is traced).
 
+    Args:
+      tree: a :class:`~spectheory.trees.DraftTree`.
+      node_rule: a :class:`spectheory.Rule` or a registered name.
+      vocab_size: ``V``.
+
+    Returns:
+      the :class:`spectheory.Rule`.
+
     Raises:
       ValueError: on a mismatched pairing or an unsupported number of children.
+
+    .. math:: \forall s:\ \bar c(s) \sim Q_{\text{rule}}(\cdot \mid q(\cdot \mid s)),
+        \quad |\bar c(s)| \in \mathrm{supported}(\text{rule}, V).
+
+    >>> check_pairing(tree_from_parents([1, 0], [-1, 0], "iid"), "single", 2).name
+    'single'
+
+    References:
+      Jeon et al., RSD (arXiv 2402.14160); Miao et al., SpecInfer (arXiv 2305.09781).
     """
     r = check_scheme(tree.scheme, node_rule)
     bad = [m for m in _child_counts(tree) if not r.supports(m, vocab_size)]
@@ -97,6 +131,8 @@ def _check_tree_laws(tree, p, q):
     q = _v.as_probs(q, "q", ndim=2)
     V = _v.same_vocab(p, q)
     N = tree.token.shape[-1]
+    if N < 1:
+        raise ValueError("tree: expected at least one node (for no drafts, sample from p directly)")
     for name, a in (("p", p), ("q", q)):
         if a.shape[0] != N + 1:
             raise ValueError(f"{name}: expected N+1 = {N + 1} rows (root, then one per node), got {a.shape[0]}")
@@ -113,9 +149,18 @@ def _per_step(r: Rule, B: int, V: int) -> tuple[list[int], int]:
 
 
 def tree_num_uniforms(tree: DraftTree, node_rule: Union[str, Rule], vocab_size: int) -> int:
-    """Number of uniforms :func:`tree_verify_with_uniforms` consumes:
-    ``(max_depth + 1) * max(1, max_m num_uniforms(m))`` over the child counts ``m <= B``
-    the rule supports."""
+    r"""Number of uniforms :func:`tree_verify_with_uniforms` consumes.
+
+    .. math:: (D + 1) \cdot \max\big(1, \max_{m \le B} \mathrm{num\_uniforms}(m)\big)
+
+    over the child counts ``m <= B`` the rule supports.
+
+    >>> tree_num_uniforms(tree_from_parents([1, 0], [-1, 0], "iid"), "single", 2)
+    6
+
+    References:
+      Leviathan et al. 2023 (arXiv 2211.17192) (explicit uniforms per decision).
+    """
     _, S = _per_step(_as_rule(node_rule), tree.children.shape[-1], int(vocab_size))
     return (tree.max_depth + 1) * S
 
@@ -252,6 +297,12 @@ def tree_kernel(tree: DraftTree, p, q, node_rule: Union[str, Rule]) -> dict:
     Returns:
       ``{emitted tokens (tuple): probability}``.
 
+    >>> import numpy as np
+    >>> t = tree_from_parents([0], [-1], "iid")
+    >>> law = tree_kernel(t, np.array([[0.5, 0.5], [1.0, 0.0]]), np.array([[1.0, 0.0], [0.5, 0.5]]), "single")
+    >>> {k: round(v, 12) for k, v in sorted(law.items())}
+    {(0, 0): 0.5, (1,): 0.5}
+
     References:
       Miao et al., SpecInfer (arXiv 2305.09781).
     """
@@ -270,7 +321,7 @@ def tree_kernel(tree: DraftTree, p, q, node_rule: Union[str, Rule]) -> dict:
             if m == 0:
                 for y in np.flatnonzero(p[row] > 0):
                     key = path + (int(y),)
-                    out[key] = out.get(key, 0.0) + mass * p[row, y]
+                    out[key] = out.get(key, 0.0) + float(mass * p[row, y])
                 return
             kids = children[row, :m]
             kt = token[kids]
@@ -282,7 +333,7 @@ def tree_kernel(tree: DraftTree, p, q, node_rule: Union[str, Rule]) -> dict:
                     rec(int(kids[hit[0]]) + 1, path + (int(y),), mass * K[y], depth + 1)
                 else:
                     key = path + (int(y),)
-                    out[key] = out.get(key, 0.0) + mass * K[y]
+                    out[key] = out.get(key, 0.0) + float(mass * K[y])
 
         rec(0, (), 1.0, 0)
         return out
