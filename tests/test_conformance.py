@@ -72,6 +72,8 @@ def test_chi_square_sampler(name):
     num = 4000 if r.verifier.host_only else 20_000
     for n in _some_n(name):
         p, q = random_pair(5, seed=10 + n, zeros=True)
+        if not r.drafts.replacement and n > np.sum(q > 0):
+            continue
         res = chi_square(r, p, q, n, key=jax.random.key(100 + n), num_samples=num, alpha=1e-3)
         assert res.passed, (n, res.p_value, res.counts)
         d = np.asarray(r.drafts.sample(jax.random.key(7), jnp.asarray(q), n))

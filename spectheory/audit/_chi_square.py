@@ -100,7 +100,7 @@ def sample_tokens(rule: Rule, p, q, n: int, *, key, num_samples: int, drafts=Non
     keys = jax.random.split(key, num_samples)
     ver = rule.verifier
 
-    def one(k):
+    def one(k, p, q):
         if drafts is None:
             kd, kv = jax.random.split(k)
             d = rule.drafts.sample(kd, q, n)
@@ -109,8 +109,10 @@ def sample_tokens(rule: Rule, p, q, n: int, *, key, num_samples: int, drafts=Non
         return ver.verify(kv, p, q, d).token
 
     if ver.host_only:
-        return np.array([int(one(k)) for k in keys])
-    return np.asarray(jax.jit(jax.vmap(one))(keys))
+        return np.array([int(one(k, p, q)) for k in keys])
+    # p and q enter as arguments, not closed-over constants: XLA would otherwise constant-fold
+    # the whole batch at compile time.
+    return np.asarray(jax.jit(jax.vmap(one, in_axes=(0, None, None)))(keys, jnp.asarray(p), jnp.asarray(q)))
 
 
 def chi_square(rule: Rule, p, q, n: int, *, key, num_samples: int = 20_000, alpha: float = 1e-3,
