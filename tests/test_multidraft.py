@@ -22,7 +22,7 @@ from spectheory import verify as Vf
 from spectheory.audit import chi_square_test, exact
 from spectheory.testing import naive_independent_rule, prob_pairs
 
-from _cases import edge_pairs, random_pair
+from _cases import edge_pairs, random_pair, vocab_for
 from _optimum import brute_alpha, brute_alpha_iid, linprog_alpha, prefix_alpha_iid
 
 MULTI_RULES = ["specinfer", "rsd", "spectr", "greedy", "spechub", "optimal"]
@@ -99,17 +99,19 @@ def test_naive_independent_rule_is_not_lossless():
 
 @pytest.mark.parametrize("name", CLOSED_FORM_RULES)
 def test_closed_form_acceptance_equals_exact_enumeration(name):
+    """Random pairs (the conformance suite does the same on its edge cases)."""
     r = spectheory.rule(name)
-    for V in (1, 2, 5):
-        for n in _ns(r, V):
-            if V ** n > 700:
+    for n in range(1, 6):
+        V = vocab_for(n)
+        if not r.supports(n, V):
+            continue
+        for seed in range(3):
+            p, q = random_pair(V, seed=1000 + seed, zeros=seed == 2)
+            if not r.drafts.replacement and n > np.sum(q > 0):
                 continue
-            for case, (p, q) in _pairs(V, seed=n).items():
-                if not r.drafts.replacement and n > np.sum(q > 0):
-                    continue
-                a = exact(r, p, q, n)
-                np.testing.assert_allclose(float(r.verifier.acceptance(p, q, n)), a.acceptance, atol=1e-12,
-                                           err_msg=f"{name} V={V} n={n} {case}")
+            a = exact(r, p, q, n)
+            np.testing.assert_allclose(float(r.verifier.acceptance(p, q, n)), a.acceptance, atol=1e-12,
+                                       err_msg=f"{name} V={V} n={n} seed={seed}")
 
 
 @pytest.mark.parametrize("name", ["specinfer", "spectr", "greedy", "spechub"])
@@ -198,7 +200,7 @@ def test_spectr_rho_solves_its_equation(pq, n):
         assert _f(p, q, n, rho - 1e-7) > 0
     # an independent root finder agrees where the root is well conditioned
     if _f(p, q, n, 1.0) > 1e-9 and n > 1:
-        ref = scipy.optimize.brentq(lambda r: _f(p, q, n, r), 1.0, float(n), xtol=1e-15, rtol=4e-16)
+        ref = scipy.optimize.brentq(lambda r: _f(p, q, n, r), 1.0, float(n), xtol=1e-15, rtol=1e-15)
         np.testing.assert_allclose(rho, ref, rtol=1e-9)
 
 
@@ -245,7 +247,7 @@ def test_spechub_and_greedy_agree_at_two_drafts(pq):
 
 
 @settings(max_examples=30)
-@given(prob_pairs(min_size=2, max_size=4), st.integers(1, 3))
+@given(prob_pairs(size=4), st.integers(1, 3))
 def test_every_rule_is_lossless_and_below_the_lp_optimum(pq, n):
     p, q = pq
     for name in spectheory.rules():
@@ -314,34 +316,32 @@ def test_scheme_sampler_matches_its_law(scheme, n):
 
 # --- edge cases: the jitted cores never return NaN --------------------------------------------
 
-def _edge_inputs():
-    out = [("V1", np.array([1.0]), np.array([1.0]))]
-    for case, (p, q) in edge_pairs(5, seed=3).items():
-        out.append((case, p, q))
-    return out
-
-
 @pytest.mark.parametrize("name", [r for r in MULTI_RULES if r != "optimal"])
 def test_jitted_core_finite_on_edge_cases(name):
+    """Under jit (batched over the edge cases p == q, one-hot p, zeros in q, zeros in p, and
+    V = 1): kernels are finite probability vectors, sampled tokens have positive kernel mass,
+    closed-form acceptances are finite and in [0, 1]."""
     r = spectheory.rule(name)
-    kern = jax.jit(r.verifier.kernel)
-    ver = jax.jit(r.verifier.verify_with_uniforms)
-    for case, p, q in _edge_inputs():
-        V = len(p)
-        for n in (1, 2, 3):
-            if not r.supports(n, V) or (not r.drafts.replacement and n > np.sum(q > 0)):
-                continue
-            d = r.drafts.sample(jax.random.key(n), jnp.asarray(q), n)
-            K = np.asarray(kern(p, q, d))
-            assert np.all(np.isfinite(K)), (case, n)
-            np.testing.assert_allclose(K.sum(), 1.0, atol=1e-12)
-            for s in range(4):
-                u = jax.random.uniform(jax.random.key(s), (r.verifier.num_uniforms(n),), jnp.float64)
-                tok = int(ver(u, p, q, d).token)
-                assert 0 <= tok < V and K[tok] > 0, (case, n, tok)
-            if r.verifier.acceptance is not None:
-                acc = float(r.verifier.acceptance(p, q, n))
-                assert np.isfinite(acc) and -1e-12 <= acc <= 1 + 1e-12
+    for V, n in ((1, 1), (5, 2)):
+        if not r.supports(n, V):
+            continue
+        cases = [(p, q) for p, q in edge_pairs(V, seed=3).values() if r.drafts.replacement or n <= np.sum(q > 0)]
+        if V == 1:
+            cases = [(np.array([1.0]), np.array([1.0]))]
+        ps, qs = (jnp.asarray(np.stack(x)) for x in zip(*cases))
+        ds = jnp.stack([r.drafts.sample(jax.random.key(i), q, n) for i, q in enumerate(qs)])
+        K = np.asarray(jax.jit(jax.vmap(r.verifier.kernel))(ps, qs, ds))
+        assert np.all(np.isfinite(K))
+        np.testing.assert_allclose(K.sum(axis=1), 1.0, atol=1e-12)
+        u = jax.random.uniform(jax.random.key(5), (8, len(cases), r.verifier.num_uniforms(n)), jnp.float64)
+        u = u.at[0].set(0.0)
+        ver = jax.jit(jax.vmap(jax.vmap(r.verifier.verify_with_uniforms), in_axes=(0, None, None, None)))
+        toks = np.asarray(ver(u, ps, qs, ds).token)
+        for b in range(len(cases)):
+            assert np.all(K[b, toks[:, b]] > 0), (b, toks[:, b])
+        if r.verifier.acceptance is not None:
+            acc = np.asarray(r.verifier.acceptance(ps, qs, n))
+            assert np.all(np.isfinite(acc)) and np.all(acc >= -1e-12) and np.all(acc <= 1 + 1e-12)
 
 
 def test_optimal_is_host_only():

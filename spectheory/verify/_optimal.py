@@ -154,9 +154,11 @@ def optimal_verifier(scheme: DraftScheme = IID) -> Verifier:
         return K.astype(dtype)
 
     def verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
-        u = _v.check_uniforms(np.asarray(uniforms), 1)
-        K = np.asarray(kernel(p, q, drafts), dtype=np.float64)
-        token = _sample_index_np(float(np.asarray(u)[0]), K)
+        u = np.asarray(uniforms)
+        if not (np.issubdtype(u.dtype, np.floating) and u.shape == (1,) and 0 <= u[0] < 1):
+            _v.check_uniforms(uniforms, 1)  # raises the front door's error
+        K = kernel(p, q, drafts).astype(np.float64)
+        token = _sample_index_np(float(u[0]), K)
         hit = np.flatnonzero(np.asarray(drafts) == token)
         index = int(hit[0]) if hit.size else -1
         return VerifyResult(np.int32(token), np.int32(index))

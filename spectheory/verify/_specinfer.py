@@ -151,8 +151,8 @@ def specinfer_acceptance(p, q, n: int) -> jax.Array:
       float[...].
 
     >>> import jax.numpy as jnp
-    >>> float(specinfer_acceptance(jnp.array([0.5, 0.5]), jnp.array([1.0, 0.0]), 2))
-    1.0
+    >>> float(specinfer_acceptance(jnp.array([0.5, 0.5]), jnp.array([0.9, 0.1]), 2))  # 1 - 0.4 * 0.9
+    0.64
 
     References:
       Miao et al. SpecInfer: Accelerating Large Language Model Serving with Tree-based

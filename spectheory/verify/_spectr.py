@@ -86,8 +86,8 @@ def spectr_rho(p, q, n: int) -> jax.Array:
       float[] :math:`\rho^* \in [1, n]` (1 when ``n = 1``, ``p == q``, or disjoint supports).
 
     >>> import jax.numpy as jnp
-    >>> float(spectr_rho(jnp.array([0.5, 0.5]), jnp.array([1.0, 0.0]), 2))
-    1.0
+    >>> round(float(spectr_rho(jnp.array([0.5, 0.5]), jnp.array([1.0, 0.0]), 2)), 6)  # 1 + 1/sqrt(2)
+    1.707107
     >>> p, q = jnp.array([0.6, 0.4, 0.0]), jnp.array([0.2, 0.3, 0.5])
     >>> round(float(spectr_rho(p, q, 2)), 6)
     1.540312
