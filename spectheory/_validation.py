@@ -158,3 +158,29 @@ def check_uniforms(u, count: int, name: str = "uniforms") -> jax.Array:
         if np.any(~(a >= 0)) or np.any(a >= 1):
             raise ValueError(f"{name}: values must lie in [0, 1)")
     return arr
+
+
+def support_size(q) -> int | None:
+    """Number of tokens with ``q > 0`` (summed over the last axis, minimum over rows), or
+    ``None`` when ``q`` is traced."""
+    if not is_concrete(q):
+        return None
+    a = np.asarray(q)
+    return int(np.min(np.sum(a > 0, axis=-1))) if a.size else 0
+
+
+def check_distinct_drafts(q, drafts, name: str = "drafts") -> None:
+    """Checks for draft tuples of a scheme without replacement (concrete arrays only).
+
+    Raises ``ValueError`` when the tuple has more drafts than ``q`` has tokens of positive
+    mass, or when a draft id repeats.
+    """
+    support = support_size(q)
+    n = int(drafts.shape[-1])
+    if support is not None:
+        check_n(n, name=f"{name} (n)", V=int(q.shape[-1]), replacement=False, support=support)
+    if is_concrete(drafts):
+        d = np.asarray(drafts).reshape(-1, n)
+        srt = np.sort(d, axis=-1)
+        if n > 1 and np.any(srt[:, 1:] == srt[:, :-1]):
+            raise ValueError(f"{name}: draft ids must be distinct for drafts without replacement, got {d.tolist()}")

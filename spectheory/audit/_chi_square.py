@@ -100,7 +100,7 @@ def sample_tokens(rule: Rule, p, q, n: int, *, key, num_samples: int, drafts=Non
     keys = jax.random.split(key, num_samples)
     ver = rule.verifier
 
-    def one(k):
+    def one(k, p, q):
         if drafts is None:
             kd, kv = jax.random.split(k)
             d = rule.drafts.sample(kd, q, n)
@@ -109,8 +109,22 @@ def sample_tokens(rule: Rule, p, q, n: int, *, key, num_samples: int, drafts=Non
         return ver.verify(kv, p, q, d).token
 
     if ver.host_only:
-        return np.array([int(one(k)) for k in keys])
-    return np.asarray(jax.jit(jax.vmap(one))(keys))
+        # Same keys and draws as ``one``; only the host-side verifier runs in a Python loop.
+        if drafts is None:
+            split = jax.jit(jax.vmap(jax.random.split))(keys)
+            kv = split[:, 1]
+            ds = np.asarray(jax.jit(jax.vmap(lambda k, q: rule.drafts.sample(k, q, n), in_axes=(0, None)))(
+                split[:, 0], jnp.asarray(q)))
+        else:
+            kv, ds = keys, np.repeat(np.asarray(drafts)[None], num_samples, axis=0)
+        # Rewrap the keys from host key data: indexing a device key array per sample is slow.
+        impl = jax.random.key_impl(kv)
+        data = np.asarray(jax.random.key_data(kv))
+        return np.array([int(ver.verify(jax.random.wrap_key_data(data[i], impl=impl), p, q, ds[i]).token)
+                         for i in range(num_samples)])
+    # p and q enter as arguments, not closed-over constants: XLA would otherwise constant-fold
+    # the whole batch at compile time.
+    return np.asarray(jax.jit(jax.vmap(one, in_axes=(0, None, None)))(keys, jnp.asarray(p), jnp.asarray(q)))
 
 
 def chi_square(rule: Rule, p, q, n: int, *, key, num_samples: int = 20_000, alpha: float = 1e-3,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -30,6 +31,12 @@ class ExactAudit(NamedTuple):
     max_error: float
 
 
+@functools.lru_cache(maxsize=128)
+def _batched(kernel):
+    """One jitted, vmapped copy per kernel, so repeated audits reuse its compilation."""
+    return jax.jit(jax.vmap(kernel, in_axes=(None, None, 0)))
+
+
 def kernel_table(kernel, p, q, tuples, *, host_only: bool = False) -> np.ndarray:
     """Evaluate ``kernel(p, q, drafts)`` for every row of ``tuples`` in float64.
 
@@ -48,8 +55,9 @@ def kernel_table(kernel, p, q, tuples, *, host_only: bool = False) -> np.ndarray
         q64 = jnp.asarray(np.asarray(q, dtype=np.float64))
         if host_only:
             return np.stack([np.asarray(kernel(p64, q64, jnp.asarray(t)), dtype=np.float64) for t in tuples])
-        fn = jax.jit(jax.vmap(kernel, in_axes=(None, None, 0)))
-        size = min(CHUNK, max(M, 1))
+        fn = _batched(kernel)
+        # Pad to a power of two so that audits of laws of different sizes share compilations.
+        size = min(CHUNK, 1 << max(M - 1, 0).bit_length())
         out = []
         for start in range(0, M, size):
             chunk = tuples[start:start + size]

@@ -1,0 +1,189 @@
+"""The optimal verifier for greedy drafts (Hu et al. 2025)."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from spectheory import _core
+from spectheory import _validation as _v
+from spectheory._registry import Verifier, VerifyResult
+from spectheory.drafts._greedy import greedy_top
+from spectheory.verify import _multi
+
+
+def _set_parts(p, q, in_top, x):
+    """Pass probability pieces of the verifier for a draft set ``T + {x}`` with ``x ~ q'``.
+
+    Returns ``(p_x, q'_x, residual weights r)`` with ``q' = norm(q [not in T])`` and
+    ``r = p`` on ``T``, ``(p - q')_+`` off ``T`` (``p`` when ``r`` has no mass).
+    """
+    q_rest = _core.normalize(jnp.where(in_top, 0, q))
+    r = jnp.where(in_top, p, jnp.maximum(p - q_rest, 0))
+    r = jnp.where(jnp.sum(r) > 0, r, p)
+    return p[x], q_rest[x], r
+
+
+def set_verify_with_uniforms(u, p, q, in_top, x, drafts) -> VerifyResult:
+    """Verification of a fixed set ``T`` plus one draft ``x ~ q(. | not in T)`` (shared by
+    greedy drafts and SpecHub). ``in_top`` is bool[V], the indicator of ``T``."""
+    px, qx, r = _set_parts(p, q, in_top, x)
+    ok = _core.accepts(u[0], px, qx)
+    y = _core.sample_index(u[1], r)
+    return _multi.matching(drafts, jnp.where(ok, x, y))
+
+
+def set_kernel(p, q, in_top, x) -> jax.Array:
+    """Kernel of :func:`set_verify_with_uniforms`: ``a delta_x + (1 - a) norm(r)``."""
+    px, qx, r = _set_parts(p, q, in_top, x)
+    a = _core.accept_prob(px, qx)
+    return a * _core.one_hot(x, p.shape[-1], p.dtype) + (1 - a) * _core.normalize(r)
+
+
+def _front(p, q, drafts):
+    p, q, drafts = _v.check_position(p, q, drafts)
+    _v.check_distinct_drafts(q, drafts)
+    return p, q, drafts
+
+
+def _top_mask(p, drafts):
+    return jnp.zeros(p.shape, bool).at[drafts[:-1]].set(True)
+
+
+@jax.jit
+def _verify_core(u, p, q, drafts):
+    return set_verify_with_uniforms(u, p, q, _top_mask(p, drafts), drafts[-1], drafts)
+
+
+@jax.jit
+def _kernel_core(p, q, drafts):
+    return set_kernel(p, q, _top_mask(p, drafts), drafts[-1])
+
+
+def greedy_verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
+    r"""Optimal verification of greedy drafts, with explicit noise.
+
+    The drafts are :math:`(T_1, \dots, T_{n-1}, X)`: :math:`T` the ``n - 1`` most likely
+    tokens of ``q`` and :math:`X \sim q' = \mathrm{norm}(q\,[\cdot \notin T])`. Accept
+    :math:`X` iff :math:`u_0\, q'(X) < p(X)`; otherwise emit the inverse-CDF draw with
+    :math:`u_1` from :math:`\mathrm{norm}(r)`,
+
+    .. math::
+        r(y) = p(y) \ (y \in T), \qquad r(y) = (p(y) - q'(y))_+ \ (y \notin T),
+
+    which reaches the optimum for this draft law,
+    :math:`\alpha^* = p(T) + \sum_{y \notin T} \min(p(y), q'(y))`.
+
+    Args:
+      uniforms: float[2] i.i.d. U[0, 1).
+      p: target law, float[V].
+      q: draft law, float[V].
+      drafts: int[n], greedy drafts (the first ``n - 1`` define :math:`T`).
+
+    Returns:
+      :class:`~spectheory.VerifyResult`; ``index`` is the position of the emitted token among
+      the drafts (a token of :math:`T` emitted by the residual counts), or -1.
+
+    >>> import jax.numpy as jnp
+    >>> p, q = jnp.array([0.1, 0.2, 0.7]), jnp.array([0.6, 0.3, 0.1])
+    >>> r = greedy_verify_with_uniforms(jnp.array([0.9, 0.05]), p, q, jnp.array([0, 1]))
+    >>> int(r.token), int(r.index)
+    (0, 0)
+
+    References:
+      Hu, Zheng, Luo, Zhang, Huang. Towards Optimal Multi-draft Speculative Decoding,
+      ICLR 2025 (arXiv 2502.18779).
+    """
+    p, q, drafts = _front(p, q, drafts)
+    u = _v.check_uniforms(uniforms, 2).astype(p.dtype)
+    return _verify_core(u, p, q, drafts)
+
+
+def greedy_verify(key, p, q, drafts) -> VerifyResult:
+    """Greedy-draft verification drawing its two uniforms from ``key``.
+
+    Same as :func:`greedy_verify_with_uniforms` with
+    ``uniforms = jax.random.uniform(key, (2,), dtype)``.
+
+    Args:
+      key: a ``jax.random`` key. p, q: float[V]. drafts: int[n].
+
+    >>> import jax, jax.numpy as jnp
+    >>> p = q = jnp.array([0.3, 0.7])
+    >>> int(greedy_verify(jax.random.key(0), p, q, jnp.array([1, 0])).token) in (0, 1)
+    True
+
+    References:
+      Hu et al., Towards Optimal Multi-draft Speculative Decoding (arXiv 2502.18779).
+    """
+    dtype = _core.float_dtype(p, q)
+    return greedy_verify_with_uniforms(jax.random.uniform(key, (2,), dtype), p, q, drafts)
+
+
+def greedy_kernel(p, q, drafts) -> jax.Array:
+    r"""Exact law of the emitted token given greedy drafts :math:`(T, X)`.
+
+    .. math::
+        K(y \mid T, X) = a\,\delta_X(y) + (1 - a)\,\mathrm{norm}(r)(y), \qquad
+        a = \min\big(1, p(X)/q'(X)\big).
+
+    Args:
+      p: target law, float[V]. q: draft law, float[V]. drafts: int[n].
+
+    Returns:
+      float[V], a probability vector.
+
+    >>> import jax.numpy as jnp
+    >>> greedy_kernel(jnp.array([0.5, 0.5]), jnp.array([0.5, 0.5]), jnp.array([0, 1])).tolist()
+    [0.5, 0.5]
+
+    References:
+      Hu et al., Towards Optimal Multi-draft Speculative Decoding (arXiv 2502.18779).
+    """
+    p, q, drafts = _front(p, q, drafts)
+    return _kernel_core(p, q, drafts)
+
+
+def greedy_acceptance(p, q, n: int) -> jax.Array:
+    r"""Closed-form acceptance of greedy drafts with the optimal verifier.
+
+    .. math:: \alpha^* = p(T) + \sum_{y \notin T} \min\big(p(y), q'(y)\big),
+              \qquad q' = \mathrm{norm}(q\,[\cdot \notin T]),
+
+    :math:`T` the ``n - 1`` most likely tokens of ``q``. Equals the transport-LP optimum for
+    this draft law.
+
+    Args:
+      p: target law, float[..., V]. q: draft law, float[..., V]. n: number of drafts.
+
+    Returns:
+      float[...].
+
+    >>> import jax.numpy as jnp
+    >>> round(float(greedy_acceptance(jnp.array([0.1, 0.2, 0.7]), jnp.array([0.6, 0.3, 0.1]), 2)), 6)
+    0.55
+
+    References:
+      Hu et al., Towards Optimal Multi-draft Speculative Decoding (arXiv 2502.18779).
+    """
+    n = _v.check_n(n)
+    return _multi.batched_acceptance(functools.partial(_acceptance_core, n=n), p, q)
+
+
+@functools.partial(jax.jit, static_argnames="n")
+def _acceptance_core(p, q, n):
+    in_top = jnp.zeros(p.shape, bool).at[greedy_top(q, n)].set(True)
+    q_rest = _core.normalize(jnp.where(in_top, 0, q))
+    return jnp.sum(jnp.where(in_top, p, jnp.minimum(p, q_rest)))
+
+
+GREEDY = Verifier(
+    verify=greedy_verify,
+    kernel=greedy_kernel,
+    verify_with_uniforms=greedy_verify_with_uniforms,
+    num_uniforms=lambda n: 2,
+    acceptance=greedy_acceptance,
+)
+"""The optimal verifier for greedy drafts (Hu et al. 2025)."""

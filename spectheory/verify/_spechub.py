@@ -1,0 +1,170 @@
+"""SpecHub (Sun et al. 2024): two drafts, one of them the hub a = argmax q."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from spectheory import _core
+from spectheory import _validation as _v
+from spectheory._registry import Verifier, VerifyResult
+from spectheory.verify import _multi
+from spectheory.verify._greedy import set_kernel, set_verify_with_uniforms
+
+
+def _front(p, q, drafts):
+    p, q, drafts = _v.check_position(p, q, drafts, n=2)
+    _v.check_distinct_drafts(q, drafts)
+    if _v.is_concrete(drafts) and _v.is_concrete(q):
+        hub = int(np.argmax(np.asarray(q)))
+        if hub not in np.asarray(drafts).tolist():
+            raise ValueError(f"drafts: hub drafts must contain the hub argmax(q) = {hub}, got {np.asarray(drafts).tolist()}")
+    return p, q, drafts
+
+
+def _hub_parts(p, q, drafts):
+    hub = jnp.argmax(q)
+    other = jnp.where(drafts[0] == hub, drafts[1], drafts[0])
+    return _core.one_hot(hub, p.shape[-1], bool), other
+
+
+@jax.jit
+def _verify_core(u, p, q, drafts):
+    in_top, other = _hub_parts(p, q, drafts)
+    return set_verify_with_uniforms(u, p, q, in_top, other, drafts)
+
+
+@jax.jit
+def _kernel_core(p, q, drafts):
+    in_top, other = _hub_parts(p, q, drafts)
+    return set_kernel(p, q, in_top, other)
+
+
+def spechub_verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
+    r"""SpecHub verification of a hub draft pair, with explicit noise.
+
+    The pair is :math:`\{a, z\}` with the hub :math:`a = \arg\max q` and
+    :math:`z \sim q'(z) = q(z)/(1 - q(a))` (whatever the order). Accept :math:`z` iff
+    :math:`u_0\, q'(z) < p(z)`; otherwise emit the inverse-CDF draw with :math:`u_1` from
+    :math:`\mathrm{norm}(r)`, :math:`r(a) = p(a)`, :math:`r(y) = (p(y) - q'(y))_+` for
+    :math:`y \neq a`. This is lossless (the transport plan sends :math:`z`'s mass
+    :math:`\min(p, q')` to itself and the rest to the residual, while the hub keeps its own
+    target mass), and reaches the optimal acceptance for hub drafts
+
+    .. math::
+        \alpha^* = \min\Big(1,\ p(a) + \sum_{i \neq a} \min\big(p(i), \tfrac{q(i)}{1 - q(a)}\big)\Big).
+
+    Derived here from the hub draft law; the acceptance is the one SpecHub states, and the
+    exact audit and the transport LP confirm both losslessness and optimality.
+
+    Args:
+      uniforms: float[2] i.i.d. U[0, 1).
+      p: target law, float[V].
+      q: draft law, float[V], at least two tokens of positive mass.
+      drafts: int[2], a hub pair (contains ``argmax q``).
+
+    Returns:
+      :class:`~spectheory.VerifyResult`; ``index`` is the position of the emitted token among
+      the drafts (the hub emitted by the residual counts), or -1.
+
+    >>> import jax.numpy as jnp
+    >>> p, q = jnp.array([0.1, 0.2, 0.7]), jnp.array([0.6, 0.3, 0.1])
+    >>> r = spechub_verify_with_uniforms(jnp.array([0.1, 0.5]), p, q, jnp.array([2, 0]))
+    >>> int(r.token), int(r.index)
+    (2, 0)
+
+    References:
+      Sun, Zhou, Chen, Sun. SpecHub: Provable Acceleration to Multi-Draft Speculative
+      Decoding, EMNLP 2024 (arXiv 2411.05289).
+    """
+    p, q, drafts = _front(p, q, drafts)
+    u = _v.check_uniforms(uniforms, 2).astype(p.dtype)
+    return _verify_core(u, p, q, drafts)
+
+
+def spechub_verify(key, p, q, drafts) -> VerifyResult:
+    """SpecHub verification drawing its two uniforms from ``key``.
+
+    Same as :func:`spechub_verify_with_uniforms` with
+    ``uniforms = jax.random.uniform(key, (2,), dtype)``.
+
+    Args:
+      key: a ``jax.random`` key. p, q: float[V]. drafts: int[2].
+
+    >>> import jax, jax.numpy as jnp
+    >>> p = q = jnp.array([0.3, 0.7])
+    >>> int(spechub_verify(jax.random.key(0), p, q, jnp.array([1, 0])).index) in (0, 1)
+    True
+
+    References:
+      Sun et al., SpecHub (arXiv 2411.05289).
+    """
+    dtype = _core.float_dtype(p, q)
+    return spechub_verify_with_uniforms(jax.random.uniform(key, (2,), dtype), p, q, drafts)
+
+
+def spechub_kernel(p, q, drafts) -> jax.Array:
+    r"""Exact law of SpecHub's emitted token given the hub pair :math:`\{a, z\}`.
+
+    .. math::
+        K(y \mid a, z) = c\,\delta_z(y) + (1 - c)\,\mathrm{norm}(r)(y), \qquad
+        c = \min\big(1, p(z)/q'(z)\big).
+
+    Args:
+      p: target law, float[V]. q: draft law, float[V]. drafts: int[2].
+
+    Returns:
+      float[V], a probability vector.
+
+    >>> import jax.numpy as jnp
+    >>> spechub_kernel(jnp.array([1.0, 0.0, 0.0]), jnp.array([0.5, 0.3, 0.2]), jnp.array([0, 1])).tolist()
+    [1.0, 0.0, 0.0]
+
+    References:
+      Sun et al., SpecHub (arXiv 2411.05289).
+    """
+    p, q, drafts = _front(p, q, drafts)
+    return _kernel_core(p, q, drafts)
+
+
+def spechub_acceptance(p, q, n: int = 2) -> jax.Array:
+    r"""Closed-form acceptance of SpecHub (optimal for hub drafts).
+
+    .. math::
+        \alpha = \min\Big(1,\ p(a) + \sum_{i \neq a} \min\big(p(i), \tfrac{q(i)}{1 - q(a)}\big)\Big),
+        \qquad a = \arg\max q.
+
+    Args:
+      p: target law, float[..., V]. q: draft law, float[..., V]. n: must be 2.
+
+    Returns:
+      float[...].
+
+    >>> import jax.numpy as jnp
+    >>> round(float(spechub_acceptance(jnp.array([0.1, 0.2, 0.7]), jnp.array([0.6, 0.3, 0.1]))), 6)
+    0.55
+
+    References:
+      Sun et al., SpecHub (arXiv 2411.05289).
+    """
+    if n != 2:
+        raise ValueError(f"n: SpecHub takes n = 2, got {n}")
+    return _multi.batched_acceptance(_acceptance_core, p, q)
+
+
+@jax.jit
+def _acceptance_core(p, q):
+    hub = _core.one_hot(jnp.argmax(q), p.shape[-1], bool)
+    q_rest = _core.normalize(jnp.where(hub, 0, q))
+    return jnp.minimum(1, jnp.sum(jnp.where(hub, p, jnp.minimum(p, q_rest))))
+
+
+SPECHUB = Verifier(
+    verify=spechub_verify,
+    kernel=spechub_kernel,
+    verify_with_uniforms=spechub_verify_with_uniforms,
+    num_uniforms=lambda n: 2,
+    acceptance=spechub_acceptance,
+)
+"""SpecHub's verifier for hub draft pairs (``n = 2``)."""

@@ -1,0 +1,179 @@
+"""Recursive rejection sampling with replacement (SpecInfer): n i.i.d. drafts."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from spectheory import _core
+from spectheory import _validation as _v
+from spectheory._registry import Verifier, VerifyResult
+from spectheory.verify import _multi
+
+
+def specinfer_targets(p, q, n: int):
+    r"""The sequence of target laws of recursive rejection sampling with replacement.
+
+    .. math:: p_1 = p, \qquad p_{j+1} = \mathrm{norm}\big((p_j - q)_+\big)
+
+    (:math:`p_{j+1} = p_j` when :math:`(p_j - q)_+` has no mass, which happens only when
+    rejection has probability zero).
+
+    Args:
+      p: target law, float[V]. q: draft law, float[V]. n: number of drafts (static).
+
+    Returns:
+      float[n + 1, V]: rows :math:`p_1, \dots, p_{n+1}`.
+    """
+
+    def step(pj, _):
+        return _core.normalize(_core.residual_weights(pj, q)), pj
+
+    last, rows = jax.lax.scan(step, p, None, length=n)
+    return jnp.concatenate([rows, last[None]], axis=0)
+
+
+def _front(p, q, drafts):
+    p, q, drafts = _v.check_position(p, q, drafts)
+    return p, q, drafts, int(drafts.shape[0])
+
+
+def specinfer_verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
+    r"""SpecInfer's multi-draft verification with explicit noise.
+
+    With :math:`p_1 = p` and :math:`p_{j+1} = \mathrm{norm}((p_j - q)_+)`, draft :math:`x_j`
+    passes iff :math:`u_{j-1}\, q(x_j) < p_j(x_j)`; the first passing draft is emitted. If all
+    ``n`` fail, the token is the inverse-CDF draw with :math:`u_n` from :math:`p_{n+1}`:
+
+    .. math::
+        P(\text{accept}) = 1 - \prod_{j=1}^{n} \Big(1 - \sum_x \min(p_j(x), q(x))\Big).
+
+    Args:
+      uniforms: float[n + 1] i.i.d. U[0, 1): one coin per draft, then the residual draw.
+      p: target law, float[V].
+      q: draft law, float[V] (the drafts are i.i.d. from it).
+      drafts: int[n].
+
+    Returns:
+      :class:`~spectheory.VerifyResult`; ``index`` is the passing draft's position or -1.
+
+    >>> import jax.numpy as jnp
+    >>> p, q = jnp.array([0.5, 0.5, 0.0]), jnp.array([0.2, 0.2, 0.6])
+    >>> r = specinfer_verify_with_uniforms(jnp.array([0.0, 0.0, 0.7]), p, q, jnp.array([2, 1]))
+    >>> int(r.token), int(r.index)
+    (1, 1)
+
+    References:
+      Miao et al. SpecInfer: Accelerating Large Language Model Serving with Tree-based
+      Speculative Inference and Verification, ASPLOS 2024 (arXiv 2305.09781).
+    """
+    p, q, drafts, n = _front(p, q, drafts)
+    u = _v.check_uniforms(uniforms, n + 1).astype(p.dtype)
+    return _verify_core(u, p, q, drafts)
+
+
+@jax.jit
+def _verify_core(u, p, q, drafts):
+    n = drafts.shape[0]
+    P = specinfer_targets(p, q, n)
+    ok = _core.accepts(u[:n], P[jnp.arange(n), drafts], q[drafts])
+    y = _core.sample_index(u[n], P[n])
+    return _multi.first_accepted(ok, drafts, y)
+
+
+def specinfer_verify(key, p, q, drafts) -> VerifyResult:
+    """SpecInfer verification drawing its ``n + 1`` uniforms from ``key``.
+
+    Same as :func:`specinfer_verify_with_uniforms` with
+    ``uniforms = jax.random.uniform(key, (n + 1,), dtype)``.
+
+    Args:
+      key: a ``jax.random`` key. p, q: float[V]. drafts: int[n].
+
+    >>> import jax, jax.numpy as jnp
+    >>> p = q = jnp.array([0.3, 0.7])
+    >>> int(specinfer_verify(jax.random.key(0), p, q, jnp.array([1, 0])).index)
+    0
+
+    References:
+      Miao et al. SpecInfer: Accelerating Large Language Model Serving with Tree-based
+      Speculative Inference and Verification, ASPLOS 2024 (arXiv 2305.09781).
+    """
+    dtype = _core.float_dtype(p, q)
+    n = int(jnp.shape(drafts)[0])
+    return specinfer_verify_with_uniforms(jax.random.uniform(key, (n + 1,), dtype), p, q, drafts)
+
+
+def specinfer_kernel(p, q, drafts) -> jax.Array:
+    r"""Exact law of SpecInfer's emitted token given i.i.d. drafts :math:`x_1..x_n`.
+
+    .. math::
+        K(y \mid \bar x) = \sum_j \Big[\prod_{i<j}(1 - a_i)\Big] a_j\,\delta_{x_j}(y)
+        + \Big[\prod_j (1 - a_j)\Big] p_{n+1}(y), \qquad a_j = \min\big(1, p_j(x_j)/q(x_j)\big).
+
+    Args:
+      p: target law, float[V]. q: draft law, float[V]. drafts: int[n].
+
+    Returns:
+      float[V], a probability vector.
+
+    >>> import jax.numpy as jnp
+    >>> specinfer_kernel(jnp.array([1.0, 0.0]), jnp.array([0.5, 0.5]), jnp.array([1, 1])).tolist()
+    [1.0, 0.0]
+
+    References:
+      Miao et al. SpecInfer: Accelerating Large Language Model Serving with Tree-based
+      Speculative Inference and Verification, ASPLOS 2024 (arXiv 2305.09781).
+    """
+    p, q, drafts, n = _front(p, q, drafts)
+    return _kernel_core(p, q, drafts)
+
+
+@jax.jit
+def _kernel_core(p, q, drafts):
+    n = drafts.shape[0]
+    P = specinfer_targets(p, q, n)
+    a = _core.accept_prob(P[jnp.arange(n), drafts], q[drafts])
+    return _multi.sequential_kernel(drafts, a, P[n])
+
+
+def specinfer_acceptance(p, q, n: int) -> jax.Array:
+    r"""Closed-form acceptance rate of SpecInfer with ``n`` i.i.d. drafts.
+
+    .. math:: \alpha = 1 - \prod_{j=1}^{n} \Big(1 - \sum_x \min(p_j(x), q(x))\Big)
+
+    Args:
+      p: target law, float[..., V]. q: draft law, float[..., V]. n: number of drafts.
+
+    Returns:
+      float[...].
+
+    >>> import jax.numpy as jnp
+    >>> float(specinfer_acceptance(jnp.array([0.5, 0.5]), jnp.array([0.9, 0.1]), 2))  # 1 - 0.4 * 0.9
+    0.64
+
+    References:
+      Miao et al. SpecInfer: Accelerating Large Language Model Serving with Tree-based
+      Speculative Inference and Verification, ASPLOS 2024 (arXiv 2305.09781).
+    """
+    n = _v.check_n(n)
+    return _multi.batched_acceptance(functools.partial(_acceptance_core, n=n), p, q)
+
+
+@functools.partial(jax.jit, static_argnames="n")
+def _acceptance_core(p, q, n):
+    P = specinfer_targets(p, q, n)
+    beta = jnp.sum(jnp.minimum(P[:n], q), axis=-1)
+    return 1 - jnp.prod(1 - beta)
+
+
+SPECINFER = Verifier(
+    verify=specinfer_verify,
+    kernel=specinfer_kernel,
+    verify_with_uniforms=specinfer_verify_with_uniforms,
+    num_uniforms=lambda n: n + 1,
+    acceptance=specinfer_acceptance,
+)
+"""SpecInfer's verifier: recursive rejection sampling with replacement over i.i.d. drafts."""

@@ -1,0 +1,274 @@
+"""SpecTr's K-SEQ: sequential acceptance with a common slack factor rho (i.i.d. drafts)."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from spectheory import _core
+from spectheory import _validation as _v
+from spectheory._registry import Verifier, VerifyResult
+from spectheory.verify import _multi
+
+#: Bisection steps inside the final segment (enough for float64 on an interval of length <= n).
+BISECTION_STEPS = 64
+
+
+def _beta(p, q, rho):
+    return jnp.sum(jnp.minimum(q, p / rho), axis=-1)
+
+
+def _gap(beta, rho_beta, n):
+    """f = 1 - (1 - beta)^n - rho * beta, written with rho * beta given separately."""
+    return 1 - jnp.clip(1 - beta, 0, 1) ** n - rho_beta
+
+
+@functools.partial(jax.jit, static_argnames="n")
+def _rho_core(p, q, n: int) -> jax.Array:
+    """rho* for validated 1-d ``p, q`` of one dtype and a static int ``n`` (see spectr_rho)."""
+    dt = p.dtype
+    if n == 1:
+        return jnp.ones((), dt)
+    qpos = q > 0
+    r = jnp.where(qpos, p / jnp.where(qpos, q, 1), jnp.inf)
+    order = jnp.argsort(r)
+    rs, ps, qs = r[order], p[order], q[order]
+    # At t = rs[k]: tokens 0..k have p/q <= t (contribute p/t), the others contribute q.
+    P = jnp.cumsum(ps)
+    S = jnp.maximum(jnp.concatenate([jnp.cumsum(qs[::-1])[::-1][1:], jnp.zeros((1,), dt)]), 0)
+    valid = (rs > 1) & (rs < n)
+    t = jnp.where(valid, rs, 1)
+    f = _gap(P / t + S, P + t * S, n)
+    lo = jnp.maximum(1, jnp.max(jnp.where(valid & (f > 0), rs, 1)))
+    hi = jnp.minimum(n, jnp.min(jnp.where(valid & (f <= 0), rs, n))).astype(dt)
+    lo = lo.astype(dt)
+    # Between lo and hi no breakpoint: beta(rho) = A + B / rho exactly.
+    B = jnp.sum(jnp.where(r <= lo, p, 0))
+    A = jnp.sum(jnp.where(r > lo, q, 0))
+
+    def bisect(_, lohi):
+        a, b = lohi
+        mid = (a + b) / 2
+        down = _gap(A + B / mid, A * mid + B, n) <= 0
+        return jnp.where(down, a, mid), jnp.where(down, mid, b)
+
+    _, hi = jax.lax.fori_loop(0, BISECTION_STEPS, bisect, (lo, hi))
+    beta1 = jnp.sum(jnp.minimum(p, q))
+    at_one = _gap(beta1, beta1, n) <= 0
+    return jnp.where(at_one, jnp.ones((), dt), hi)
+
+
+def spectr_rho(p, q, n: int) -> jax.Array:
+    r"""K-SEQ's slack factor :math:`\rho^*`: the root in :math:`[1, n]` of
+
+    .. math::
+        1 - \big(1 - \beta(\rho)\big)^n = \rho\, \beta(\rho), \qquad
+        \beta(\rho) = \sum_x \min\Big(q(x), \frac{p(x)}{\rho}\Big).
+
+    The left side minus the right is non-increasing in :math:`\rho`, non-negative at 1 and
+    non-positive at ``n``; :math:`\rho^*` is its smallest root, the smallest :math:`\rho` for
+    which K-SEQ's residual is non-negative. It is computed exactly: tokens are sorted by
+    :math:`p/q`; between consecutive ratios :math:`\beta(\rho) = A + B/\rho` with
+    :math:`B = \sum_{p/q \le \rho} p`, :math:`A = \sum_{p/q > \rho} q`; the sign of the
+    equation at every ratio locates the segment holding the root, and bisection on the
+    segment's closed form (``BISECTION_STEPS`` steps, O(1) each) reaches machine precision.
+    The value returned always satisfies :math:`1 - (1 - \beta)^n \le \rho\beta` as computed.
+    Cost O(V log V); jit-clean for static ``n``; batch with ``jax.vmap``.
+
+    Args:
+      p: target law, float[V].
+      q: draft law, float[V].
+      n: number of i.i.d. drafts (static Python int).
+
+    Returns:
+      float[] :math:`\rho^* \in [1, n]` (1 when ``n = 1``, ``p == q``, or disjoint supports).
+
+    >>> import jax.numpy as jnp
+    >>> round(float(spectr_rho(jnp.array([0.5, 0.5]), jnp.array([1.0, 0.0]), 2)), 6)  # 1 + 1/sqrt(2)
+    1.707107
+    >>> p, q = jnp.array([0.6, 0.4, 0.0]), jnp.array([0.2, 0.3, 0.5])
+    >>> round(float(spectr_rho(p, q, 2)), 6)
+    1.540312
+
+    References:
+      Sun, Suresh, Ro, Beirami, Jain, Yu. SpecTr: Fast Speculative Decoding via Optimal
+      Transport, NeurIPS 2023 (arXiv 2310.15141), K-SEQ.
+    """
+    p = _v.as_probs(p, "p")
+    q = _v.as_probs(q, "q")
+    _v.same_vocab(p, q)
+    n = _v.check_n(n)
+    dt = _core.float_dtype(p, q)
+    return _rho_core(p.astype(dt), q.astype(dt), n)
+
+
+def spectr_residual(p, q, rho) -> jax.Array:
+    r"""K-SEQ's residual law at :math:`\rho = \rho^*`.
+
+    SpecTr's residual (in this package's notation)
+
+    .. math::
+        p_{\mathrm{res}}(x) = \frac{p(x) - \min(q(x), p(x)/\rho)\,\frac{1 - (1 - \beta)^n}{\beta}}
+        {(1 - \beta)^n}
+
+    simplifies at the root, where :math:`(1 - (1 - \beta)^n)/\beta = \rho^*`, to
+    :math:`p_{\mathrm{res}} = (p - \rho^* q)_+ / (1 - \rho^* \beta)`: zero on tokens with
+    :math:`p \le \rho^* q`, :math:`p - \rho^* q` elsewhere. This form has no cancellation.
+
+    Args:
+      p, q: float[V]. rho: float[], from :func:`spectr_rho`.
+
+    Returns:
+      float[V], a probability vector (``p`` when the residual has no mass, i.e. when
+      rejection has probability zero).
+    """
+    return _core.normalize(_residual_weights(p, q, rho))
+
+
+def _residual_weights(p, q, rho):
+    w = jnp.maximum(p - rho * q, 0)
+    return jnp.where(jnp.sum(w) > 0, w, p)
+
+
+def _front(p, q, drafts):
+    p, q, drafts = _v.check_position(p, q, drafts)
+    return p, q, drafts, int(drafts.shape[0])
+
+
+def spectr_verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
+    r"""SpecTr K-SEQ verification of ``n`` i.i.d. drafts, with explicit noise.
+
+    Candidate :math:`x_j` passes iff :math:`u_{j-1}\,\rho^* q(x_j) < p(x_j)`, i.e. with
+    probability :math:`\min(1, p(x_j)/(\rho^* q(x_j)))`; the first passing candidate is
+    emitted. If all fail, the inverse-CDF draw with :math:`u_n` from
+
+    .. math:: p_{\mathrm{res}} = \mathrm{norm}\big((p - \rho^* q)_+\big)
+
+    (see :func:`spectr_residual`). Acceptance :math:`1 - (1 - \beta(\rho^*))^n`.
+
+    Args:
+      uniforms: float[n + 1] i.i.d. U[0, 1).
+      p: target law, float[V].
+      q: draft law, float[V].
+      drafts: int[n].
+
+    Returns:
+      :class:`~spectheory.VerifyResult`.
+
+    >>> import jax.numpy as jnp
+    >>> p, q = jnp.array([0.6, 0.4, 0.0]), jnp.array([0.2, 0.3, 0.5])
+    >>> r = spectr_verify_with_uniforms(jnp.array([0.0, 0.99, 0.5]), p, q, jnp.array([2, 1]))
+    >>> int(r.token), int(r.index)
+    (0, -1)
+
+    References:
+      Sun et al., SpecTr (arXiv 2310.15141), K-SEQ.
+    """
+    p, q, drafts, n = _front(p, q, drafts)
+    u = _v.check_uniforms(uniforms, n + 1).astype(p.dtype)
+    return _verify_core(u, p, q, drafts)
+
+
+@jax.jit
+def _verify_core(u, p, q, drafts):
+    n = drafts.shape[0]
+    rho = _rho_core(p, q, n)
+    ok = _core.accepts(u[:n], p[drafts], rho * q[drafts])
+    y = _core.sample_index(u[n], _residual_weights(p, q, rho))
+    return _multi.first_accepted(ok, drafts, y)
+
+
+def spectr_verify(key, p, q, drafts) -> VerifyResult:
+    """K-SEQ verification drawing its ``n + 1`` uniforms from ``key``.
+
+    Same as :func:`spectr_verify_with_uniforms` with
+    ``uniforms = jax.random.uniform(key, (n + 1,), dtype)``.
+
+    Args:
+      key: a ``jax.random`` key. p, q: float[V]. drafts: int[n].
+
+    >>> import jax, jax.numpy as jnp
+    >>> p = q = jnp.array([0.3, 0.7])
+    >>> int(spectr_verify(jax.random.key(0), p, q, jnp.array([1, 0])).index)
+    0
+
+    References:
+      Sun et al., SpecTr (arXiv 2310.15141), K-SEQ.
+    """
+    dtype = _core.float_dtype(p, q)
+    n = int(jnp.shape(drafts)[0])
+    return spectr_verify_with_uniforms(jax.random.uniform(key, (n + 1,), dtype), p, q, drafts)
+
+
+def spectr_kernel(p, q, drafts) -> jax.Array:
+    r"""Exact law of K-SEQ's emitted token given i.i.d. drafts.
+
+    .. math::
+        K(y \mid \bar x) = \sum_j \Big[\prod_{i<j}(1 - a_i)\Big] a_j\,\delta_{x_j}(y)
+        + \Big[\prod_j (1 - a_j)\Big] p_{\mathrm{res}}(y), \qquad
+        a_j = \min\Big(1, \frac{p(x_j)}{\rho^* q(x_j)}\Big).
+
+    Args:
+      p: target law, float[V]. q: draft law, float[V]. drafts: int[n].
+
+    Returns:
+      float[V], a probability vector.
+
+    >>> import jax.numpy as jnp
+    >>> spectr_kernel(jnp.array([0.5, 0.5]), jnp.array([0.5, 0.5]), jnp.array([0, 0])).tolist()
+    [1.0, 0.0]
+
+    References:
+      Sun et al., SpecTr (arXiv 2310.15141), K-SEQ.
+    """
+    p, q, drafts, n = _front(p, q, drafts)
+    return _kernel_core(p, q, drafts)
+
+
+@jax.jit
+def _kernel_core(p, q, drafts):
+    rho = _rho_core(p, q, drafts.shape[0])
+    a = _core.accept_prob(p[drafts], rho * q[drafts])
+    return _multi.sequential_kernel(drafts, a, spectr_residual(p, q, rho))
+
+
+def spectr_acceptance(p, q, n: int) -> jax.Array:
+    r"""Closed-form acceptance rate of K-SEQ with ``n`` i.i.d. drafts.
+
+    .. math:: \alpha = 1 - \big(1 - \beta(\rho^*)\big)^n, \qquad
+              \beta(\rho) = \sum_x \min(q(x), p(x)/\rho).
+
+    Args:
+      p: target law, float[..., V]. q: draft law, float[..., V]. n: number of drafts.
+
+    Returns:
+      float[...].
+
+    >>> import jax.numpy as jnp
+    >>> p, q = jnp.array([0.6, 0.4, 0.0]), jnp.array([0.2, 0.3, 0.5])
+    >>> round(float(spectr_acceptance(p, q, 2)), 6)
+    0.708062
+
+    References:
+      Sun et al., SpecTr (arXiv 2310.15141), K-SEQ.
+    """
+    n = _v.check_n(n)
+    return _multi.batched_acceptance(functools.partial(_acceptance_core, n=n), p, q)
+
+
+@functools.partial(jax.jit, static_argnames="n")
+def _acceptance_core(p, q, n):
+    rho = _rho_core(p, q, n)
+    return 1 - (1 - jnp.clip(_beta(p, q, rho), 0, 1)) ** n
+
+
+SPECTR = Verifier(
+    verify=spectr_verify,
+    kernel=spectr_kernel,
+    verify_with_uniforms=spectr_verify_with_uniforms,
+    num_uniforms=lambda n: n + 1,
+    acceptance=spectr_acceptance,
+)
+"""SpecTr's K-SEQ verifier for i.i.d. drafts."""
