@@ -19,6 +19,7 @@ Public entry points:
 from spectheory._registry import DraftScheme, Rule, Verifier, VerifyResult, register, rule, rules
 from spectheory import drafts, verify, audit, models, testing, bounds, parallel, sampling, trees  # noqa: E402
 from spectheory import _builtin_rules  # noqa: E402,F401  (registers the built-in rules)
+from spectheory._generate import generate  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,7 @@ __all__ = [
     "register",
     "rule",
     "rules",
+    "generate",
     "drafts",
     "verify",
     "audit",

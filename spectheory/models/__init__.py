@@ -1,6 +1,7 @@
 """Models: the causal-LM contract, adapters for real models, drafters, shipped small models.
 
 * :class:`TableLM`, a toy autoregressive model with explicit next-token laws (exact audits);
+* :class:`TableCausalLM`, a :class:`TableLM` behind the :class:`CausalLM` contract;
 * :class:`CausalLM`, the contract speculative generation is built on (chain scoring,
   per-row rollback, one-pass tree scoring), and its tree helpers;
 * :class:`HFCausalLM`, any ``transformers`` causal LM (torch) with its KV cache;
@@ -15,6 +16,7 @@ torch, transformers and safetensors are imported only when a function needs them
 """
 
 from spectheory.models._table import TableLM
+from spectheory.models._table_causal import TableCache, TableCausalLM
 from spectheory.models._causal_lm import (
     CausalLM,
     chain_parents,
@@ -44,6 +46,8 @@ from spectheory.models._shipped import (
 
 __all__ = [
     "TableLM",
+    "TableCausalLM",
+    "TableCache",
     "CausalLM",
     "chain_parents",
     "tree_ancestors",

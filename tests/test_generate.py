@@ -1,0 +1,377 @@
+"""Speculative generation (spectheory.generate) with CausalLMs.
+
+Expected values come from independent routes: greedy autoregressive decoding by full recompute
+(torch / plain jnp), the target's sequence law computed from its tables with a NumPy warp, an
+enumeration of the speculative algorithm through the chain kernels, and per-position acceptance
+measured by separate forward passes.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import spectheory
+from spectheory import _generate
+from spectheory.audit import chi_square_test
+from spectheory.models import TableCausalLM, TableLM, prompt_lookup
+from spectheory.verify import block_kernel, chain_kernel
+
+from _causal_lm_checks import Mirror, check_incremental, check_speculative_rollback, check_tree, ragged_prefill
+
+ALPHA = 1e-3  # stated significance level of every chi-square test (fixed keys)
+
+# -- a NumPy warp (independent of spectheory.verify.warp_logits) ---------------------------------
+
+
+def np_warp(law, temperature=1.0, top_k=None, top_p=None):
+    """The sampling law after temperature, top-k, top-p, from a probability vector (float64)."""
+    law = np.asarray(law, np.float64)
+    if temperature == 0:
+        out = np.zeros_like(law)
+        out[np.argmax(law)] = 1.0
+        return out
+    with np.errstate(divide="ignore"):
+        w = np.where(law > 0, np.exp(np.log(np.where(law > 0, law, 1)) / temperature), 0.0)
+    w = w / w.sum()
+    if top_k is not None and top_k < len(w):
+        kth = np.sort(w)[::-1][top_k - 1]
+        w = np.where(w >= kth, w, 0.0)
+        w = w / w.sum()
+    if top_p is not None and top_p < 1:
+        order = np.argsort(-w, kind="stable")
+        before = np.cumsum(w[order]) - w[order]
+        keep = np.zeros(len(w), bool)
+        keep[order[before < top_p]] = True
+        w = np.where(keep, w, 0.0)
+        w = w / w.sum()
+    return w
+
+
+def warped_sequence_law(model: TableLM, prefix, m, warp):
+    """{sequence of m tokens: probability} of sampling the warped model token by token."""
+    V = model.vocab_size
+    law = {}
+    for seq in itertools.product(range(V), repeat=m):
+        pr, ctx = 1.0, list(prefix)
+        for t in seq:
+            pr *= np_warp(model.next_law(ctx), *warp)[t]
+            ctx.append(t)
+        law[seq] = pr
+    return law
+
+
+def speculative_law(target: TableLM, draft: TableLM, prefix, m, gamma, warp, kernel, draft_warp=None):
+    """Exact law of the first m tokens emitted by speculative decoding, by enumerating every draft
+    chain (drawn from the warped draft law) and weighting the (accepted, next token) kernel.
+    ``draft_warp`` (default ``warp``) is the warp the drafts were drawn with; the verifier is
+    always given ``warp`` for both laws unless they differ (the mismatch bug)."""
+    V = target.vocab_size
+    dw = warp if draft_warp is None else draft_warp
+    out: dict = {}
+
+    def rec(ctx, emitted, mass):
+        if len(emitted) >= m:
+            key = tuple(emitted[:m])
+            out[key] = out.get(key, 0.0) + mass
+            return
+        for xs in itertools.product(range(V), repeat=gamma):
+            c, qd, qv, pv = list(ctx), [], [], []
+            for x in xs:
+                qd.append(np_warp(draft.next_law(c), *dw))
+                qv.append(np_warp(draft.next_law(c), *warp))
+                pv.append(np_warp(target.next_law(c), *warp))
+                c.append(x)
+            pv.append(np_warp(target.next_law(c), *warp))
+            w = mass * np.prod([qd[i][x] for i, x in enumerate(xs)])
+            if w == 0:
+                continue
+            with jax.enable_x64(True):
+                K = np.asarray(kernel(jnp.asarray(np.stack(pv)), jnp.asarray(np.stack(qv)), jnp.asarray(xs)))
+            for k in range(gamma + 1):
+                for y in np.flatnonzero(K[k] > 0):
+                    new = list(xs[:k]) + [int(y)]
+                    rec(ctx + new, emitted + new, w * K[k, y])
+
+    rec(list(prefix), [], 1.0)
+    return out
+
+
+def encode(tokens, lengths, V, m):
+    """Index of every generated sequence of length m in base V."""
+    t = np.asarray(tokens)
+    assert np.all(np.asarray(lengths) == m)
+    return (t * V ** np.arange(m - 1, -1, -1)).sum(axis=1)
+
+
+TP = TableLM.random(3, 6, seed=11, concentration=1.0)
+TQ = TableLM.random(3, 6, seed=12, concentration=1.0)
+WARPS = [(1.0, None, None), (0.7, 2, None), (1.3, None, 0.8)]
+
+
+# -- the TableCausalLM adapter fulfils the CausalLM contract -------------------------------------
+
+
+def test_table_causal_lm_contract():
+    lm = TableCausalLM(TableLM.random(4, 8, seed=3))
+
+    def reference(seq):
+        return np.log(np.maximum([lm.table.next_law(seq[:i + 1]) for i in range(len(seq))], 1e-300))
+
+    m = Mirror(lm, reference, 3, np.random.default_rng(0), atol=1e-9, rtol=1e-9)
+    ragged_prefill(m, [2, 0, 3])
+    check_incremental(m)
+    check_speculative_rollback(m)
+    check_tree(m, T=5)
+
+
+# -- exactness of the algorithm: enumeration through the kernels ---------------------------------
+
+
+@pytest.mark.parametrize("warp", WARPS)
+@pytest.mark.parametrize("kernel", [chain_kernel, block_kernel], ids=["token", "block"])
+def test_speculative_law_equals_warped_target_law_exactly(warp, kernel):
+    want = warped_sequence_law(TP, (0,), 3, warp)
+    got = speculative_law(TP, TQ, (0,), 3, 2, warp, kernel)
+    keys = sorted(want)
+    np.testing.assert_allclose([got.get(s, 0.0) for s in keys], [want[s] for s in keys], atol=1e-12)
+    assert set(got) <= set(want)
+
+
+def test_mismatched_warp_is_not_lossless_exactly():
+    """Drafts from the warped draft law, verified against unwarped laws: the exact law differs."""
+    warp = (0.5, 2, None)
+    want = warped_sequence_law(TP, (0,), 2, warp)
+    got = speculative_law(TP, TQ, (0,), 2, 2, (1.0, None, None), chain_kernel, draft_warp=warp)
+    tv = 0.5 * sum(abs(got.get(s, 0.0) - want[s]) for s in want)
+    assert tv > 0.05
+
+
+# -- the code: chi-square on fixed keys ----------------------------------------------------------
+
+
+def _sample(rule, warp, draft=None, n=3000, m=3, gamma=2, seed=0, prompt=(0,)):
+    out = spectheory.generate(TableCausalLM(TP), TableCausalLM(TQ) if draft is None else draft,
+                              [list(prompt)] * n, key=jax.random.key(seed), rule=rule, gamma=gamma,
+                              max_new_tokens=m, temperature=warp[0], top_k=warp[1], top_p=warp[2])
+    return encode(out.tokens, out.lengths, 3, m)
+
+
+def _law_vector(law, m, V=3):
+    return np.array([law[s] for s in itertools.product(range(V), repeat=m)])
+
+
+@pytest.mark.parametrize("w", range(len(WARPS)))
+@pytest.mark.parametrize("r", range(3))
+def test_generated_law_matches_warped_target_chi_square(r, w):
+    rule, warp = ["token", "block", "single"][r], WARPS[w]
+    samples = _sample(rule, warp, seed=10 * r + w)
+    res = chi_square_test(samples, _law_vector(warped_sequence_law(TP, (0,), 3, warp), 3), alpha=ALPHA)
+    assert res.passed, res
+
+
+def test_prompt_lookup_law_matches_target_chi_square():
+    warp = (1.0, None, 0.9)
+    samples = _sample("token", warp, draft=prompt_lookup, prompt=(0, 1, 2, 0, 1), seed=5)
+    res = chi_square_test(samples, _law_vector(warped_sequence_law(TP, (0, 1, 2, 0, 1), 3, warp), 3),
+                          alpha=ALPHA)
+    assert res.passed, res
+
+
+def test_mismatched_warp_bug_is_detected(monkeypatch):
+    """The production bug: drafts drawn from the warped draft law, verified against unwarped laws.
+    Patching the verifier's laws to skip the warp makes the chi-square test reject."""
+    warp = (0.5, 2, None)
+    law = _law_vector(warped_sequence_law(TP, (0,), 3, warp), 3)
+    monkeypatch.setattr(_generate, "verify_probs", lambda logits, t, k, p: jax.nn.softmax(logits, axis=-1))
+    res = chi_square_test(_sample("token", warp, seed=1), law, alpha=ALPHA)
+    assert not res.passed and res.p_value < 1e-6, res
+
+
+def test_identical_draft_accepts_everything():
+    """q == p: token verification accepts every draft with probability one."""
+    lm = TableCausalLM(TP)
+    out = spectheory.generate(lm, TableCausalLM(TP), [[0], [1, 2]], key=jax.random.key(3), gamma=3,
+                              max_new_tokens=9)
+    acc = np.asarray(out.accepted)
+    np.testing.assert_array_equal(acc, np.full((3, 2), 3))
+    assert out.target_calls == 3 and out.draft_calls == 9
+
+
+def test_eos_and_ragged_lengths():
+    """Rows stop after EOS (kept), others run to max_new_tokens; greedy on tables is exact."""
+    V = 3
+    tp = TableLM(V, lambda c: [0.1, 0.2, 0.7] if len(c) < 4 else [0.6, 0.3, 0.1])
+    out = spectheory.generate(TableCausalLM(tp), TableCausalLM(TQ), [[0], [1, 1, 1, 1]],
+                              key=jax.random.key(0), gamma=2, max_new_tokens=6, temperature=0.0,
+                              eos_token_id=0)
+    # row 0: argmax is 2 until the context has 4 tokens, then 0 (= EOS): 2, 2, 2, 0
+    np.testing.assert_array_equal(np.asarray(out.tokens), [[2, 2, 2, 0, -1, -1], [0, -1, -1, -1, -1, -1]])
+    np.testing.assert_array_equal(np.asarray(out.lengths), [4, 1])
+
+
+def test_validation():
+    p, q = TableCausalLM(TP), TableCausalLM(TQ)
+    k = jax.random.key(0)
+    with pytest.raises(ValueError, match="rule"):
+        spectheory.generate(p, q, [[0]], key=k, rule="nope", max_new_tokens=2)
+    with pytest.raises(ValueError, match="gamma"):
+        spectheory.generate(p, q, [[0]], key=k, gamma=0, max_new_tokens=2)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        spectheory.generate(p, q, [[0]], key=k, max_new_tokens=0)
+    with pytest.raises(ValueError, match="prompt_ids"):
+        spectheory.generate(p, q, [[0], []], key=k, max_new_tokens=2)
+    with pytest.raises(ValueError, match="prompt_ids"):
+        spectheory.generate(p, q, [[0, 5]], key=k, max_new_tokens=2)
+    with pytest.raises(ValueError, match="draft"):
+        spectheory.generate(p, TableCausalLM(TableLM.random(4, 2)), [[0]], key=k, max_new_tokens=2)
+    with pytest.raises(ValueError, match="draft"):
+        spectheory.generate(p, prompt_lookup, [[0]], key=k, rule="single", max_new_tokens=2)
+    with pytest.raises(ValueError, match="top_p"):
+        spectheory.generate(p, q, [[0]], key=k, max_new_tokens=2, top_p=0.0)
+    with pytest.raises(ValueError, match="branching"):
+        spectheory.generate(p, q, [[0]], key=k, max_new_tokens=2, branching=(1, 1))
+
+
+# -- greedy speculative == greedy autoregressive on the real models -------------------------------
+
+PROMPTS = ["import os\n", "def __init__(self", "    return sel", "class Foo:\n    def"]
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped():
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from spectheory.models import load_shipped_models
+
+    return load_shipped_models()
+
+
+def _torch_greedy(model, prompt, n):
+    import torch
+
+    ids = list(prompt)
+    with torch.no_grad():
+        for _ in range(n):
+            logits = model(torch.tensor([ids])).logits[0, -1]
+            ids.append(int(torch.argmax(logits)))
+    return ids[len(prompt):]
+
+
+@pytest.mark.parametrize("rule,draft_kind", [("token", "model"), ("block", "model"), ("single", "model"),
+                                             ("token", "lookup")])
+def test_greedy_equals_autoregressive_hf(rule, draft_kind):
+    from spectheory.models import HFCausalLM, encode_bytes
+
+    tm, dm = _shipped()
+    prompts = [encode_bytes(s) for s in PROMPTS]
+    n = 20
+    draft = HFCausalLM(dm) if draft_kind == "model" else prompt_lookup
+    out = spectheory.generate(HFCausalLM(tm), draft, prompts, key=jax.random.key(0), rule=rule, gamma=4,
+                              max_new_tokens=n, temperature=0.0)
+    want = [_torch_greedy(tm, p.tolist(), n) for p in prompts]
+    np.testing.assert_array_equal(np.asarray(out.tokens), np.array(want))
+    acc = np.asarray(out.accepted)
+    assert acc.max() > 0 and len(set(acc[0].tolist())) > 1 or len(set(acc[:, 0].tolist())) > 1
+
+
+def test_greedy_equals_autoregressive_jax_gpt():
+    from spectheory.models import JaxCausalLM, encode_bytes, gpt_from_pretrained, gpt_logits, shipped_model_path
+
+    lms, fns = [], []
+    for name in ("target", "draft"):
+        cfg, params = gpt_from_pretrained(shipped_model_path(name))
+        fn = functools.partial(gpt_logits, config=cfg)
+        lms.append(JaxCausalLM(fn, params, vocab_size=cfg.vocab_size))
+        fns.append((fn, params))
+    prompts = [encode_bytes(s) for s in PROMPTS[:3]]
+    n = 12
+    out = spectheory.generate(lms[0], lms[1], prompts, key=jax.random.key(1), gamma=3, max_new_tokens=n,
+                              temperature=0.0)
+    fn, params = fns[0]
+    # reference: full recompute on a fixed-size buffer (causal, so the zero tail is never read)
+    full = jax.jit(lambda buf: fn(params, buf))
+    for b, p in enumerate(prompts):
+        ids = list(p)
+        for _ in range(n):
+            buf = np.zeros((1, 48), np.int32)
+            buf[0, :len(ids)] = ids
+            ids.append(int(jnp.argmax(full(buf)[0, len(ids) - 1])))
+        np.testing.assert_array_equal(np.asarray(out.tokens[b]), ids[len(p):])
+
+
+# -- mean accepted length on the shipped models ---------------------------------------------------
+
+
+def _step_starts(accepted_row, prompt_len):
+    """Context lengths at the start of every step of one row (each step emits k + 1 tokens)."""
+    starts, L = [], prompt_len
+    for k in accepted_row:
+        if k < 0:
+            break
+        starts.append(L)
+        L += int(k) + 1
+    return starts
+
+
+def test_mean_accepted_matches_measured_acceptance_gamma1():
+    r"""With one draft per step, :math:`E[k \mid c] = \beta(c) = \sum_x \min(\tilde p(x \mid c),
+    \tilde q(x \mid c))` exactly, so :math:`\sum_t (k_t - \beta(c_t))` is a martingale: the mean of
+    :math:`k_t - \beta(c_t)` over steps is 0 within its standard error. :math:`\beta` is measured
+    by separate full forward passes of both torch models over the generated text."""
+    import torch
+
+    from spectheory.models import HFCausalLM, encode_bytes
+
+    tm, dm = _shipped()
+    prompts = [encode_bytes(s) for s in PROMPTS] * 2
+    out = spectheory.generate(HFCausalLM(tm), HFCausalLM(dm), prompts, key=jax.random.key(7), gamma=1,
+                              max_new_tokens=60)
+    acc = np.asarray(out.accepted)
+    diffs = []
+    for b, p in enumerate(prompts):
+        seq = p.tolist() + np.asarray(out.tokens[b, :int(out.lengths[b])]).tolist()
+        with torch.no_grad():
+            lp = torch.softmax(tm(torch.tensor([seq])).logits[0].double(), -1)
+            lq = torch.softmax(dm(torch.tensor([seq])).logits[0].double(), -1)
+        beta = torch.minimum(lp, lq).sum(-1).numpy()
+        for t, c in enumerate(_step_starts(acc[:, b], len(p))):
+            diffs.append(acc[t, b] - beta[c - 1])
+    diffs = np.array(diffs)
+    se = diffs.std(ddof=1) / np.sqrt(len(diffs))
+    assert len(diffs) > 200
+    np.testing.assert_allclose(diffs.mean(), 0.0, atol=4 * se)
+
+
+@pytest.mark.slow
+def test_mean_accepted_gamma4_iid_prediction():
+    r"""Leviathan et al.'s prediction :math:`E[k] = \sum_{i=1}^{\gamma} \bar\alpha^i` from the mean
+    per-position acceptance :math:`\bar\alpha` (an i.i.d. approximation, so a 10 % tolerance on
+    top of 4 standard errors)."""
+    import torch
+
+    from spectheory.models import HFCausalLM, encode_bytes
+
+    tm, dm = _shipped()
+    prompts = [encode_bytes(s) for s in PROMPTS] * 2
+    g = 4
+    out = spectheory.generate(HFCausalLM(tm), HFCausalLM(dm), prompts, key=jax.random.key(8), gamma=g,
+                              max_new_tokens=120)
+    acc = np.asarray(out.accepted)
+    ks = acc[acc >= 0]
+    betas = []
+    for b, p in enumerate(prompts):
+        seq = p.tolist() + np.asarray(out.tokens[b, :int(out.lengths[b])]).tolist()
+        with torch.no_grad():
+            lp = torch.softmax(tm(torch.tensor([seq])).logits[0].double(), -1)
+            lq = torch.softmax(dm(torch.tensor([seq])).logits[0].double(), -1)
+        betas.extend(torch.minimum(lp, lq).sum(-1).numpy()[len(p) - 1:-1].tolist())
+    a = float(np.mean(betas))
+    pred = sum(a ** i for i in range(1, g + 1))
+    se = ks.std(ddof=1) / np.sqrt(len(ks))
+    np.testing.assert_allclose(ks.mean(), pred, atol=4 * se + 0.1 * pred)
