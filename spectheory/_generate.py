@@ -112,6 +112,8 @@ def _check_branching(r: Rule, gamma: int, branching, V: int) -> tuple[int, ...]:
         b = r.fixed_n if r.fixed_n is not None else max(2, r.drafts.min_n)
         rest = 1 if r.supports(1, V) else b
         branching = (b,) + (rest,) * (gamma - 1)
+    if isinstance(branching, (int, np.integer)) and not isinstance(branching, bool):
+        branching = (int(branching),) * gamma
     branching = tuple(int(x) for x in branching)
     if not branching or any(x < 1 for x in branching):
         raise ValueError(f"branching: expected a non-empty sequence of positive ints, got {branching!r}")

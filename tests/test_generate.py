@@ -175,6 +175,21 @@ def test_generated_law_matches_warped_target_chi_square(r, w):
     assert res.passed, res
 
 
+@pytest.mark.parametrize("rule,branching", [("specinfer", (2, 1)), ("rsd", (2, 2)), ("spectr", (3, 1)),
+                                            ("greedy", (2, 1))])
+def test_multidraft_tree_rules_in_generate_chi_square(rule, branching):
+    """Multi-draft rules from the registry run as tree verification inside generate; the
+    generated sequence law equals the target's (warped by top-k = 2 to exercise the warp too)."""
+    warp = (1.0, 2, None) if rule != "rsd" else (1.0, None, None)
+    out = spectheory.generate(TableCausalLM(TP), TableCausalLM(TQ), [[0]] * 3000, key=jax.random.key(77),
+                              rule=rule, max_new_tokens=3, branching=branching, temperature=warp[0],
+                              top_k=warp[1], top_p=warp[2])
+    res = chi_square_test(encode(out.tokens, out.lengths, 3, 3),
+                          _law_vector(warped_sequence_law(TP, (0,), 3, warp), 3), alpha=ALPHA)
+    assert res.passed, res
+    assert np.asarray(out.accepted).max() >= 1
+
+
 def test_prompt_lookup_law_matches_target_chi_square():
     warp = (1.0, None, 0.9)
     samples = _sample("token", warp, draft=prompt_lookup, prompt=(0, 1, 2, 0, 1), seed=5)
