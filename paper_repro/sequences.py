@@ -28,8 +28,9 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
-from spectheory.audit import exact_chain  # noqa: E402
+from spectheory.audit import exact_chain, exact_tree  # noqa: E402
 from spectheory.models import TableLM  # noqa: E402
+from spectheory.trees import beam_tree, greedy_tree, gumbel_tree, iid_tree, tree_verify  # noqa: E402
 from spectheory.verify import block_with_uniforms, chain_with_uniforms  # noqa: E402
 
 
@@ -95,11 +96,131 @@ def synthetic_chains(V=64, gammas=range(2, 9), num=200_000, seed=0):
     print()
 
 
+# --- 4/5. Draft trees at equal numbers of nodes ---------------------------------------------
+
+# (label, builder, rule); the beam tree (RSD-S) of width W and depth D has W nodes per level,
+# like the fixed trees with branching (W, 1, ..., 1), so both have N = W * D nodes.
+TREE_METHODS = [
+    ("RSD-C", "gumbel", "rsd"),
+    ("RSD-S", "beam", "rsd"),
+    ("SpecInfer", "iid", "specinfer"),
+    ("SpecTr", "iid", "spectr"),
+    ("greedy", "greedy", "greedy"),
+]
+TREE_SHAPES = [(2, 2), (3, 2)]  # (W, D): N = W * D nodes (exact beam enumeration grows fast with D)
+CHAIN_METHODS = ["token", "block"]
+
+
+def _tree_kwargs(builder, W, D):
+    return dict(beam_width=W, depth=D) if builder == "beam" else dict(branching=(W,) + (1,) * (D - 1))
+
+
+def random_toy_trees(V=3, shapes=TREE_SHAPES, seeds=range(3), mix=0.5):
+    """Exact (``exact_tree`` / ``exact_chain``): E[accepted] per target call, mean over seeds;
+    the chain gets the same node budget, gamma = N = W * D."""
+    print(f"4. Draft trees vs chains at equal numbers of nodes N, random toy TableLMs, V = {V}, "
+          f"draft = {1 - mix:.1f} target + {mix:.1f} noise, exact, mean over {len(seeds)} seeds")
+    print("   (trees: width W per level, depth D, N = W D; chain: gamma = N)")
+    print()
+    cols = [m[0] for m in TREE_METHODS] + [f"chain {c}" for c in CHAIN_METHODS]
+    print("| W | D | N | " + " | ".join(cols) + " | max_err |")
+    print("|" + "---:|" * (4 + len(cols)))
+    for W, D in shapes:
+        N = W * D
+        vals = {c: [] for c in cols}
+        err = 0.0
+        for s in seeds:
+            target = TableLM.random(V, N + 1, seed=s)
+            draft = target.mix(TableLM.random(V, N, seed=1000 + s), mix)
+            for label, builder, rule in TREE_METHODS:
+                a = exact_tree(target, draft, rule, builder, **_tree_kwargs(builder, W, D))
+                vals[label].append(a.expected_accepted)
+                err = max(err, a.max_error)
+            for c in CHAIN_METHODS:
+                a = exact_chain(target, draft, N, method=c)
+                vals[f"chain {c}"].append(a.expected_accepted)
+                err = max(err, a.max_error)
+        print(f"| {W} | {D} | {N} | " + " | ".join(f"{np.mean(vals[c]):.4f}" for c in cols) + f" | {err:.1e} |")
+    print()
+
+
+def _ctx_laws(V, D, rng, temperature=0.7, noise=0.5):
+    """Target/draft laws depending on (position, last token): P[t, last] (row last = 0 at the
+    root), Zipf-like target with a random permutation per context, tempered noisy draft."""
+    base = 1.0 / np.arange(1, V + 1) ** 1.1
+    P = np.stack([[rng.permutation(base) for _ in range(V)] for _ in range(D + 1)])
+    P /= P.sum(-1, keepdims=True)
+    Q = P ** temperature * np.exp(noise * rng.normal(size=P.shape))
+    Q /= Q.sum(-1, keepdims=True)
+    return P, Q
+
+
+def synthetic_trees(V=32, shapes=((2, 2), (4, 2), (2, 4)), num=50_000, seed=0):
+    """Monte Carlo with the jitted, vmapped builders and ``tree_verify`` (and ``chain`` /
+    ``block`` on chains of gamma = N drawn from the same laws): mean +- standard error."""
+    print(f"5. Draft trees vs chains at equal N, synthetic context-dependent laws (position, last token), "
+          f"V = {V}, Monte Carlo with {num} calls per cell (mean +- s.e.)")
+    print()
+    cols = [m[0] for m in TREE_METHODS] + [f"chain {c}" for c in CHAIN_METHODS]
+    print("| W | D | N | " + " | ".join(cols) + " |")
+    print("|" + "---:|" * (3 + len(cols)))
+    rng = np.random.default_rng(seed)
+    Dmax = max(max(W * D for W, D in shapes), max(D for _, D in shapes))
+    P, Q = (jnp.asarray(a) for a in _ctx_laws(V, Dmax, rng))
+    builders = {"gumbel": gumbel_tree, "iid": iid_tree, "greedy": greedy_tree}
+
+    def laws_at(L, prefixes):  # prefixes int32[M, t] -> L[t, last]
+        t = prefixes.shape[1]
+        last = prefixes[:, -1] if t > 0 else jnp.zeros(prefixes.shape[0], jnp.int32)
+        return L[t][last]
+
+    log_q_fn = lambda prefixes: jnp.log(laws_at(Q, prefixes))
+    se = lambda x: x.std(ddof=1) / np.sqrt(x.size)
+    for si, (W, D) in enumerate(shapes):
+        N = W * D
+        cells = []
+        for mi, (label, builder, rule) in enumerate(TREE_METHODS):
+            def one(key, builder=builder, rule=rule):
+                kb, kv = jax.random.split(key)
+                if builder == "beam":
+                    tree, q = beam_tree(kb, log_q_fn, W, D, V)
+                else:
+                    tree, q = builders[builder](kb, log_q_fn, (W,) + (1,) * (D - 1), V)
+                # target law at every row: (depth, token of the node), root = (0, 0)
+                rows = jnp.concatenate([P[0, 0][None], P[tree.depth, tree.token]], axis=0)
+                return tree_verify(kv, tree, rows, q, rule).num_accepted
+
+            keys = jax.random.split(jax.random.key(1000 * si + mi), num)
+            k = np.asarray(jax.jit(jax.vmap(one))(keys), dtype=float)
+            cells.append(f"{k.mean():.3f} ± {se(k):.3f}")
+        # chains of length N: draft tokens drawn sequentially from Q[t, last]
+        kd, ku = jax.random.split(jax.random.key(1000 * si + 99))
+
+        def draw(key):
+            toks, last = [], jnp.zeros((), jnp.int32)
+            for t, kk in enumerate(jax.random.split(key, N)):
+                last = jax.random.categorical(kk, jnp.log(Q[t, last])).astype(jnp.int32)
+                toks.append(last)
+            d = jnp.stack(toks)
+            prev = jnp.concatenate([jnp.zeros((1,), jnp.int32), d])
+            return d, P[jnp.arange(N + 1), prev], Q[jnp.arange(N), prev[:N]]
+
+        d, p, q = jax.jit(jax.vmap(draw))(jax.random.split(kd, num))
+        u = jax.random.uniform(ku, (num, N + 1), jnp.float64)
+        for fn in (chain_with_uniforms, block_with_uniforms):
+            run = jax.jit(jax.vmap(lambda uu, pp, qq, dd, fn=fn: fn(uu, pp, qq, dd).num_accepted))
+            k = np.asarray(run(u, p, q, d), dtype=float)
+            cells.append(f"{k.mean():.3f} ± {se(k):.3f}")
+        print(f"| {W} | {D} | {N} | " + " | ".join(cells) + " |")
+    print()
+
+
 if __name__ == "__main__":
     t0 = time.time()
     motivating_example()
     random_toy(2, range(2, 9))
     random_toy(3, range(2, 6))
     synthetic_chains()
-    print("Trees (SpecInfer / RSD-C / RSD-S / greedy trees) will be added when the multi-draft rules land.")
+    random_toy_trees()
+    synthetic_trees()
     print(f"done in {time.time() - t0:.1f}s")

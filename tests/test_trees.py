@@ -335,3 +335,57 @@ def test_float32_tree_verify():
     for i in range(40):
         assert law.get(tuple(t32[i, :k32[i] + 1].tolist()), 0.0) > 0
     assert np.mean(np.all(t32 == np.asarray(r64.tokens), axis=1)) >= 0.9
+
+
+# --- the registered rules -----------------------------------------------------------------
+
+def _tree_carriable(r):
+    return (not r.verifier.host_only) and any(r.drafts.name in names for names in SCHEME_NAMES.values())
+
+
+def test_registered_tree_rules_are_in_the_lossless_grid():
+    """Every registered JAX rule whose draft scheme a tree carries is audited lossless by
+    ``test_exact_tree_audit_lossless`` with every builder drawing that scheme."""
+    registered = [spectheory.rule(n) for n in spectheory.rules()]
+    carriable = [r for r in registered if _tree_carriable(r)]
+    assert {r.name for r in carriable} >= {"single", "specinfer", "rsd", "spectr", "greedy"}
+    covered = {(c[0].name, c[1]) for c in CASES}
+    for r in carriable:
+        builders = [b for b, s in BUILDERS.items() if r.drafts.name in SCHEME_NAMES[s]]
+        assert builders, r.name
+        for b in builders:
+            assert (r.name, b) in covered, (r.name, b)
+
+
+def test_registered_rules_on_one_pair_lossless_and_mismatch_refused():
+    """Registered rules by name on one small TableLM pair: lossless at sequence level on their
+    own trees, ValueError on a tree drawing another law."""
+    V, D = 3, 2
+    target, draft = _models(V, D, seed=42)
+    own = {"specinfer": ("iid", dict(branching=(2, 2))), "spectr": ("iid", dict(branching=(2, 2))),
+           "rsd": ("gumbel", dict(branching=(2, 2))), "greedy": ("greedy", dict(branching=(2, 2)))}
+    own["rsd-beam"] = ("beam", dict(beam_width=2, depth=D))
+    for name, (builder, kw) in own.items():
+        a = exact_tree(target, draft, name.split("-")[0], builder, **kw)
+        assert a.max_error <= 1e-12, (name, a.max_error)
+        assert 0 < a.expected_accepted <= D + 1e-12
+    # two children at every node with SpecInfer (RRS) accept at least as much as the chain
+    c = exact_chain(target, draft, D, method="token")
+    a = exact_tree(target, draft, "specinfer", "iid", branching=(2, 2))
+    assert a.expected_accepted >= c.expected_accepted - 1e-12
+    for name, builder in [("rsd", "iid"), ("specinfer", "gumbel"), ("spectr", "beam"), ("greedy", "gumbel"),
+                          ("rsd", "greedy"), ("spechub", "iid"), ("spechub", "gumbel")]:
+        kw = dict(beam_width=2, depth=D) if builder == "beam" else dict(branching=(2, 2))
+        with pytest.raises(ValueError):
+            exact_tree(target, draft, name, builder, **kw)
+    parents = [-1, -1, 0, 0, 1, 1]
+    toks = [0, 1, 0, 1, 2, 0]
+    with pytest.raises(ValueError, match="without_replacement"):
+        check_pairing(tree_from_parents(toks, parents, "iid"), "rsd", V)
+    with pytest.raises(ValueError, match="iid"):
+        check_pairing(tree_from_parents(toks, parents, "without_replacement"), "specinfer", V)
+    with pytest.raises(ValueError, match="greedy"):
+        check_pairing(tree_from_parents(toks, parents, "greedy"), "spectr", V)
+    with pytest.raises(ValueError, match="host-only"):
+        check_pairing(tree_from_parents(toks, parents, "iid"), "optimal", V)
+    check_pairing(tree_from_parents(toks, parents, "without_replacement"), "rsd", V)
