@@ -67,7 +67,7 @@ def random_toy(V, gammas, seeds=range(5), mix=0.5):
     print()
 
 
-def synthetic_chains(V=64, gammas=range(2, 9), num=200_000, seed=0):
+def synthetic_chains(V=64, gammas=range(2, 9), num=50_000, seed=0):
     """Position-dependent laws: p_i Zipf-like with a random permutation per position, q_i a
     tempered, noisy version of p_i. Drafts are sampled from q; both rules see the same
     uniforms. Monte Carlo (mean +- standard error)."""
@@ -155,7 +155,7 @@ def _ctx_laws(V, D, rng, temperature=0.7, noise=0.5):
     return P, Q
 
 
-def synthetic_trees(V=32, shapes=((2, 2), (4, 2), (2, 4)), num=50_000, seed=0):
+def synthetic_trees(V=32, shapes=((2, 2), (4, 2)), num=20_000, seed=0):
     """Monte Carlo with the jitted, vmapped builders and ``tree_verify`` (and ``chain`` /
     ``block`` on chains of gamma = N drawn from the same laws): mean +- standard error."""
     print(f"5. Draft trees vs chains at equal N, synthetic context-dependent laws (position, last token), "
