@@ -311,13 +311,17 @@ def _best_prefix(F):
 # ----------------------------------------------------------------------------------------------
 
 
-def _greedy_core(p, q, n):
+def _greedy_top_mask(q, n):
+    """Mask of the n - 1 most likely tokens of each row of ``q[B, V]`` (ties: lower id)."""
     B, V = q.shape
-    if n > 1:
-        _, top = lax.top_k(q, n - 1)
-        T = jnp.any(jnp.arange(V)[None, None, :] == top[:, :, None], axis=1)
-    else:
-        T = jnp.zeros(q.shape, bool)
+    if n <= 1:
+        return jnp.zeros(q.shape, bool)
+    _, top = lax.top_k(q, n - 1)
+    return jnp.any(jnp.arange(V)[None, None, :] == top[:, :, None], axis=1)
+
+
+def _greedy_core(p, q, n):
+    T = _greedy_top_mask(q, n)
     rest = jnp.where(T, 0, q)
     Z = jnp.sum(rest, -1, keepdims=True)
     qp = rest / jnp.where(Z > 0, Z, 1)
@@ -436,12 +440,7 @@ def _all_in_core(q, H, n, scheme, num_nodes):
     dtype = q.dtype
     inH = H.astype(bool)
     if scheme == "greedy":
-        B, V = q.shape
-        if n > 1:
-            _, top = lax.top_k(q, n - 1)
-            T = jnp.any(jnp.arange(V)[None, None, :] == top[:, :, None], axis=1)
-        else:
-            T = jnp.zeros(q.shape, bool)
+        T = _greedy_top_mask(q, n)
         rest = jnp.where(T, 0, q)
         Z = jnp.sum(rest, -1)
         inner = jnp.sum(jnp.where(inH, rest, 0), -1) / jnp.where(Z > 0, Z, 1)
