@@ -139,11 +139,11 @@ def _plot(results, ns, out):
             ys = [a.value for a in row if a is not None]
             if xs:
                 ax.plot(xs, ys, marker="o", label=rname)
-        for label, vals in bounds.items():
+        for (label, vals), style in zip(bounds.items(), ["--", ":", "-."]):
             xs = [n for n, v in zip(ns, vals) if v is not None]
             ys = [v for v in vals if v is not None]
             if xs:
-                ax.plot(xs, ys, linestyle="--", color="gray", alpha=0.7, label=label)
+                ax.plot(xs, ys, linestyle=style, color="black", alpha=0.6, label=label)
         ax.set_title(ex_name, fontsize=10)
         ax.set_xlabel("number of drafts n")
         ax.set_ylabel("acceptance rate")
