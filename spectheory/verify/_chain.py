@@ -130,10 +130,6 @@ def chain_kernel(p, q, drafts) -> jax.Array:
     return jnp.concatenate([rows, s[g] * p[g:]], axis=0)
 
 
-def _point_mass(logits):
-    return jax.nn.one_hot(jnp.argmax(logits, axis=-1), logits.shape[-1], dtype=jnp.result_type(logits, jnp.float32))
-
-
 def chain_from_logits_with_uniforms(uniforms, target_logits, draft_logits, drafts, temperature=1.0,
                                     top_k=None, top_p=None) -> ChainResult:
     r"""Token verification from unnormalised logits, with explicit noise.
@@ -166,9 +162,7 @@ def chain_from_logits_with_uniforms(uniforms, target_logits, draft_logits, draft
     if tl.shape[0] != g + 1:
         raise ValueError(f"target_logits: expected gamma+1 = {g + 1} rows, got {tl.shape[0]}")
     drafts = _v.as_tokens(drafts, "drafts", V, length=g)
-    if t == 0.0:
-        return chain_with_uniforms(uniforms, _point_mass(tl), _point_mass(dl), drafts)
-    if top_k is not None or top_p is not None:
+    if t == 0.0 or top_k is not None or top_p is not None:
         tl, dl, t = warp_logits(tl, t, top_k, top_p), warp_logits(dl, t, top_k, top_p), 1.0
     dtype = jnp.result_type(tl.dtype, dl.dtype, jnp.float32)
     u = _v.check_uniforms(uniforms, g + 1).astype(dtype)
