@@ -271,7 +271,7 @@ def vllm_sampler(tl, p, q, d, *, repeat=7, t_probs=None):
     import torch
 
     pn, qn, dn = np.asarray(p), np.asarray(q), np.asarray(d)
-    B, g1, V = pn.shape
+    V = pn.shape[-1]
     rng = np.random.default_rng(0)
     last = pn[:, -1].astype(np.float64)
     bonus = np.array([rng.choice(V, p=r / r.sum()) for r in last])
