@@ -326,13 +326,15 @@ def _best_prefix(F):
 # H_a ⊆ H ⊆ H_b adds tokens S of ratio in [a, b); with s = q(S), p(S) >= a s and
 # p(S) >= ΔP - b (ΔQ - s), so p(H) - q(H)^n >= P_a + max(a s, ΔP - b ΔQ + b s) - (Q_a + s)^n,
 # a concave function on each of two pieces: its minimum over s ∈ [0, ΔQ] is at 0, at the kink
-# or at ΔQ. That lower bound prunes intervals; the interval with the smallest bound is split at
-# the mean ratio ΔP/ΔQ (which isolates a single heavy token in one step) and at the minimiser
-# of φ minus the chord of F (Kelley's cutting-plane point). It stops when no interval can
-# improve on the best evaluated set by more than a tolerance.
+# or at ΔQ. That lower bound prunes intervals; the two intervals with the smallest bounds are
+# split at the minimiser of φ minus the chord of F (Kelley's cutting-plane point), or, when
+# only one interval is open, at that point and at its mean ratio ΔP/ΔQ (which isolates a single
+# heavy token in one step). It stops when no interval can improve on the best evaluated set by
+# more than a tolerance.
 
-#: Thresholds of the first pass, and thresholds added per pass, of the i.i.d. search.
-_IID_FIRST, _IID_PER_PASS, _IID_MAX_PASSES = 2, 2, 40
+#: First thresholds of the i.i.d. search as stationary masses s (μ = n s^{n-1}), the number of
+#: thresholds added per pass, and the pass budget before the sort fallback.
+_IID_FIRST, _IID_PER_PASS, _IID_MAX_PASSES = (0.5, 0.9, 1.0), 2, 40
 #: Block length of the two-level summation over the vocabulary.
 _SUM_BLOCK = 256
 
@@ -410,9 +412,9 @@ def _iid_search(p, q, n):
     dtype = p.dtype
     tol = _iid_tol(dtype)
     p3, q3 = _blocked(p), _blocked(q)
-    # first thresholds evenly spaced in the stationary Q = (μ/n)^{1/(n-1)}, ending at μ = n
-    grid = n * (jnp.arange(1, _IID_FIRST + 1, dtype=dtype) / _IID_FIRST) ** (n - 1)
-    mu1 = jnp.broadcast_to(grid, (B, _IID_FIRST))
+    # first thresholds at stationary masses Q = (μ/n)^{1/(n-1)} of 1/2, 0.9 and 1 (μ = n)
+    grid = n * jnp.asarray(_IID_FIRST, dtype) ** (n - 1)
+    mu1 = jnp.broadcast_to(grid, (B, len(_IID_FIRST)))
     P1, Q1 = _threshold_sums(p3, q3, mu1)
     pad = _IID_PER_PASS * _IID_MAX_PASSES
     zero = jnp.zeros((B, 1), dtype)
@@ -434,9 +436,13 @@ def _iid_search(p, q, n):
     def body(c):
         mu, P, Q, it = c
         score, mean, kelley = open_intervals(mu, P, Q)
-        j = jnp.argmin(score, 1)[:, None]
-        new = jnp.concatenate([jnp.take_along_axis(mean, j, 1), jnp.take_along_axis(kelley, j, 1)], 1)
-        new = jnp.where(jnp.isfinite(jnp.take_along_axis(score, j, 1)), new, mu[:, -1:])
+        # Kelley's point of the two most promising intervals; with only one open interval,
+        # its Kelley point and its mean ratio
+        _, j = lax.top_k(-score, 2)
+        at = lambda x, col: jnp.take_along_axis(x, j[:, col:col + 1], 1)  # noqa: E731
+        second = jnp.where(jnp.isfinite(at(score, 1)), at(kelley, 1), at(mean, 0))
+        new = jnp.concatenate([at(kelley, 0), second], 1)
+        new = jnp.where(jnp.isfinite(at(score, 0)), new, mu[:, -1:])
         Pn, Qn = _threshold_sums(p3, q3, new)
         k = _IID_PER_PASS
         mu, P, Q = (jnp.concatenate([x[:, :-k], y], 1) for x, y in ((mu, new), (P, Pn), (Q, Qn)))
