@@ -169,7 +169,9 @@ def _verify_core(u, p, q, drafts):
     n = drafts.shape[0]
     rho = _rho_core(p, q, n)
     ok = _core.accepts(u[:n], p[drafts], rho * q[drafts])
-    y = _core.sample_index(u[n], _residual_weights(p, q, rho))
+    # _residual_weights without forming it: rho -> 0 turns (p - rho q)_+ into p
+    rho_r = jnp.where(jnp.sum(_core.excess(p, rho * q)) > 0, rho, 0)
+    y = _core.sample_weighted(u[n], lambda p, q: _core.excess(p, rho_r * q), (p, q))
     return _multi.first_accepted(ok, drafts, y)
 
 
