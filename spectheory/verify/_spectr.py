@@ -70,7 +70,8 @@ def spectr_rho(p, q, n: int) -> jax.Array:
     The left side minus the right is non-increasing in :math:`\rho`, non-negative at 1 and
     non-positive at ``n``; :math:`\rho^*` is its smallest root, the smallest :math:`\rho` for
     which K-SEQ's residual is non-negative. It is computed by bisection on :math:`[1, n]` to
-    machine precision (``BISECTION_STEPS`` = 64 halvings in float64, 32 in float32), keeping
+    machine precision (at most ``BISECTION_STEPS`` = 64 halvings in float64, 32 in float32,
+    stopping once the midpoint rounds to an end: about 26 in float32 for n <= 8), keeping
     the upper end, so the value returned always satisfies
     :math:`1 - (1 - \beta)^n \le \rho\beta` as computed (the rule stays lossless to
     rounding). Cost O(steps * V) with no sort: on CPU at V = 32,000 sorting by :math:`p/q`
