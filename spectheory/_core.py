@@ -30,6 +30,16 @@ def accepts(u: jax.Array, p_x: jax.Array, q_x: jax.Array) -> jax.Array:
     return u * q_x < p_x
 
 
+def excess(a: jax.Array, b: jax.Array) -> jax.Array:
+    r""":math:`(a - b)_+`, computed as ``a - min(a, b)``: the same float as ``max(a - b, 0)``
+    for finite inputs (``min`` returns ``b`` exactly when ``b <= a``, else the difference is
+    ``a - a = 0``), with no constant in it. On XLA-CPU a literal ``0`` shared by several fused
+    reductions over ``[B, V]`` is materialised as a full broadcast array that every one of
+    them reads (several times slower per pass); this form avoids it.
+    """
+    return a - jnp.minimum(a, b)
+
+
 def residual_weights(p: jax.Array, q: jax.Array) -> jax.Array:
     r"""Unnormalised residual :math:`(p - q)_+`, or ``p`` itself when that has zero mass.
 
@@ -74,15 +84,44 @@ def sample_index(u: jax.Array, w: jax.Array) -> jax.Array:
     Returns:
       int32 index.
     """
-    V = w.shape[-1]
+    return sample_weighted(u, lambda w: w, (w,))
+
+
+def sample_weighted(u, weight_fn, xs, points=None) -> jax.Array:
+    r""":func:`sample_index` over weights given as an elementwise function of arrays.
+
+    The weights are ``w = weight_fn(*xs)`` (each of ``xs`` float[V]), plus, when ``points =
+    (idx, pw)`` is given, point masses ``pw[k]`` added at the distinct indices ``idx[k]``. ``w``
+    is never formed as a whole: the block sums are one fused pass over ``xs`` and only the
+    chosen block's weights are recomputed, so a residual such as ``(p - t q)_+`` costs one read
+    of ``p`` and ``q``. Same search, same result as ``sample_index(u, w)`` up to the rounding
+    of the block sums. ``weight_fn`` must map zeros to zero (the padding of the last block)
+    and return non-negative weights.
+
+    Args:
+      u: a uniform in [0, 1), shape ``()``.
+      weight_fn: elementwise function of the arrays in ``xs``.
+      xs: tuple of float[V] arrays.
+      points: optional ``(int[k], float[k])`` extra point masses at distinct indices.
+
+    Returns:
+      int32 index.
+    """
+    V = xs[0].shape[-1]
     block = min(SAMPLE_BLOCK, V)
     nb = -(-V // block)
-    wp = jnp.pad(w, (0, nb * block - V)).reshape(nb, block)
-    bs = jnp.sum(wp, axis=1)
+    xb = [jnp.pad(x, (0, nb * block - V)).reshape(nb, block) for x in xs]
+    bs = jnp.sum(weight_fn(*xb), axis=1)
+    if points is not None:
+        idx, pw = points
+        bs = bs.at[idx // block].add(pw.astype(bs.dtype))
     cb = jnp.cumsum(bs)
     t = u * cb[-1]
     j = jnp.minimum(jnp.sum(cb <= t), _last_positive(bs))
-    row = wp[j]
+    row = weight_fn(*[x[j] for x in xb])
+    if points is not None:
+        hit = (idx[:, None] == j * block + jnp.arange(block)).astype(row.dtype)
+        row = row + jnp.sum(pw.astype(row.dtype)[:, None] * hit, axis=0)
     t_local = jnp.maximum(t - jnp.where(j > 0, cb[jnp.maximum(j - 1, 0)], 0), 0)
     i = jnp.minimum(jnp.sum(jnp.cumsum(row) <= t_local), _last_positive(row))
     return (j * block + i).astype(jnp.int32)

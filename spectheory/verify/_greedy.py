@@ -26,12 +26,22 @@ def _set_parts(p, q, in_top, x):
     return p[x], q_rest[x], r
 
 
-def set_verify_with_uniforms(u, p, q, in_top, x, drafts) -> VerifyResult:
+def set_verify_with_uniforms(u, p, q, top, x, drafts) -> VerifyResult:
     """Verification of a fixed set ``T`` plus one draft ``x ~ q(. | not in T)`` (shared by
-    greedy drafts and SpecHub). ``in_top`` is bool[V], the indicator of ``T``."""
-    px, qx, r = _set_parts(p, q, in_top, x)
+    greedy drafts and SpecHub). ``top`` is int[k], the distinct tokens of ``T``.
+
+    Same numbers as :func:`_set_parts` without forming ``q'`` or ``r``: with ``qz`` = ``q``
+    zeroed on ``T``, ``q' = qz / sum(qz)`` and ``r = (p - q')_+`` (which is ``p`` on ``T``); the
+    fallback ``r = p`` is ``q'`` scaled to zero. The residual is drawn in one fused pass.
+    """
+    qz = q.at[top].set(0)
+    s = jnp.sum(qz)
+    m = jnp.where(s > 0, s, 1)
+    px, qx = p[x], qz[x] / m
     ok = _core.accepts(u[0], px, qx)
-    y = _core.sample_index(u[1], r)
+    has_mass = jnp.sum(_core.excess(p, qz / m)) > 0
+    m = jnp.where(has_mass, m, jnp.inf)  # qz / inf = 0: r = p
+    y = _core.sample_weighted(u[1], lambda p, qz: _core.excess(p, qz / m), (p, qz))
     return _multi.matching(drafts, jnp.where(ok, x, y))
 
 
@@ -54,7 +64,7 @@ def _top_mask(p, drafts):
 
 @jax.jit
 def _verify_core(u, p, q, drafts):
-    return set_verify_with_uniforms(u, p, q, _top_mask(p, drafts), drafts[-1], drafts)
+    return set_verify_with_uniforms(u, p, q, drafts[:-1], drafts[-1], drafts)
 
 
 @jax.jit

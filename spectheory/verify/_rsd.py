@@ -85,12 +85,65 @@ def rsd_verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
     return _verify_core(u, p, q, drafts)
 
 
+def _rsd_thresholds(p, q, drafts):
+    r"""The steps of :func:`rsd_laws` as thresholds, without forming any row (private).
+
+    With ``pz, qz`` = ``p, q`` zeroed on the drafts and :math:`M_j` the mass of ``q`` left
+    before draw ``j`` (:math:`M_1 = 1`, then ``sum(qz)`` plus the drafts not yet drawn),
+    :math:`q_j = q\,[\cdot \notin \{x_1..x_{j-1}\}] / M_j` and, by induction,
+    :math:`p_j = w_j / Z_j` with
+
+    .. math::
+        w_j(x) = (p(x) - t_j q(x))_+ \ \text{(x not drawn yet)}, \qquad
+        w_j(x_i) = (p(x_i) - t_{i+1} q(x_i))_+ \ (i < j),
+
+    :math:`t_1 = 0`, :math:`Z_1 = 1`, :math:`t_{j+1} = t_j + Z_j / M_j` and
+    :math:`Z_{j+1} = \sum_x w_{j+1}(x)`: a drawn token leaves :math:`q_j` and keeps its weight
+    from then on. When :math:`Z_{j+1} = 0` everything is kept (:math:`p_{j+1} = p_j`), as in
+    :func:`rsd_laws`. Cost: one fused pass over ``pz`` and ``q`` per draft; every sum adds
+    non-negative terms (no cancellation).
+
+    Returns:
+      ``(px float[n], qx float[n], t float[], frozen float[n], pz float[V])``:
+      :math:`p_j(x_j)`, :math:`q_j(x_j)`, :math:`t_{n+1}`, the kept weights
+      :math:`w_{n+1}(x_j)`, and ``pz``; :math:`p_{n+1} \propto (pz - t_{n+1} q)_+` plus
+      ``frozen`` at the drafts.
+    """
+    n = drafts.shape[0]
+    dt = p.dtype
+    Px, Qx = p[drafts], q[drafts]
+    pz = p.at[drafts].set(0)
+    q_off = jnp.sum(q.at[drafts].set(0))
+    pos = jnp.arange(n)
+
+    def step(carry, j):
+        t, Z, M, frozen = carry
+        pj = _core.excess(Px[j], t * Qx[j]) / Z
+        qj = Qx[j] / M
+        t_next = t + Z / M
+        w_next = _core.excess(Px, t_next * Qx)  # weights of the drafts at t_next
+        frozen_next = jnp.where(pos == j, w_next, frozen)
+        Z_next = (jnp.sum(_core.excess(pz, t_next * q))
+                  + jnp.sum(jnp.where(pos <= j, frozen_next, w_next)))
+        keep = Z_next > 0
+        frozen_keep = jnp.where(pos == j, _core.excess(Px, t * Qx), frozen)
+        M_next = q_off + jnp.sum(jnp.where(pos > j, Qx, 0))
+        carry = (jnp.where(keep, t_next, t), jnp.where(keep, Z_next, Z), M_next,
+                 jnp.where(keep, frozen_next, frozen_keep))
+        return carry, (pj, qj)
+
+    init = (jnp.zeros((), dt), jnp.ones((), dt), jnp.ones((), dt), jnp.zeros((n,), dt))
+    (t, _, _, frozen), (px, qx) = jax.lax.scan(step, init, pos)
+    return px, qx, t, frozen, pz
+
+
 @jax.jit
 def _verify_core(u, p, q, drafts):
     n = drafts.shape[0]
-    px, qx, p_last = rsd_laws(p, q, drafts)
+    px, qx, t, frozen, pz = _rsd_thresholds(p, q, drafts)
     ok = _core.accepts(u[:n], px, qx)
-    y = _core.sample_index(u[n], p_last)
+    y = _core.sample_weighted(u[n], lambda p, q: _core.excess(p, t * q), (pz, q),
+                              points=(drafts, frozen))
     return _multi.first_accepted(ok, drafts, y)
 
 

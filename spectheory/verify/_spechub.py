@@ -31,8 +31,9 @@ def _hub_parts(p, q, drafts):
 
 @jax.jit
 def _verify_core(u, p, q, drafts):
-    in_top, other = _hub_parts(p, q, drafts)
-    return set_verify_with_uniforms(u, p, q, in_top, other, drafts)
+    hub = jnp.argmax(q)
+    other = jnp.where(drafts[0] == hub, drafts[1], drafts[0])
+    return set_verify_with_uniforms(u, p, q, hub[None], other, drafts)
 
 
 @jax.jit
