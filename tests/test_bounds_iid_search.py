@@ -12,7 +12,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from spectheory.bounds import optimal_acceptance
 from spectheory.bounds import _optimal
@@ -101,6 +101,7 @@ def test_structured_laws(case, n):
     assert abs(set_value(p, q, res.certificate, n) - want) < 1e-12
 
 
+@settings(max_examples=20)
 @given(
     st.integers(0, 2**32 - 1),
     st.sampled_from([2, 3, 8]),

@@ -18,15 +18,31 @@ def _pair(V, seed, case):
     return jnp.asarray(p), jnp.asarray(q)
 
 
+@jax.jit
+def _specinfer_pair(p, q, d):
+    """(kernel from the thresholds, kernel from the row-building definition)."""
+    n = d.shape[0]
+    t, Z = _specinfer.specinfer_thresholds(p, q, n)
+    a = _core.accept_prob(_core.excess(p[d], t[:n] * q[d]) / Z[:n], q[d])
+    K = _multi.sequential_kernel(d, a, _core.normalize(_core.excess(p, t[n] * q)))
+    return K, _specinfer.specinfer_kernel(p, q, d)
+
+
+@jax.jit
+def _rsd_pair(p, q, d):
+    px, qx, t, frozen, pz = _rsd._rsd_thresholds(p, q, d)
+    w = _core.excess(pz, t * q).at[d].add(frozen)
+    K = _multi.sequential_kernel(d, _core.accept_prob(px, qx), _core.normalize(w))
+    return K, _rsd.rsd_kernel(p, q, d)
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 8])
 def test_specinfer_thresholds_give_the_kernel(n):
     for V, seed, case in CASES:
         p, q = _pair(V, seed, case)
         d = jnp.asarray(np.random.default_rng(seed).choice(V, n, p=np.asarray(q)))
-        t, Z = _specinfer.specinfer_thresholds(p, q, n)
-        a = _core.accept_prob(_core.excess(p[d], t[:n] * q[d]) / Z[:n], q[d])
-        K = _multi.sequential_kernel(d, a, _core.normalize(_core.excess(p, t[n] * q)))
-        np.testing.assert_allclose(K, _specinfer.specinfer_kernel(p, q, d), atol=1e-12, err_msg=case)
+        K, want = _specinfer_pair(p, q, d)
+        np.testing.assert_allclose(K, want, atol=1e-12, err_msg=case)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5])
@@ -36,10 +52,8 @@ def test_rsd_thresholds_give_the_kernel(n):
         if n > int(np.sum(np.asarray(q) > 0)):
             continue
         d = jnp.asarray(np.random.default_rng(seed).choice(V, n, p=np.asarray(q), replace=False))
-        px, qx, t, frozen, pz = _rsd._rsd_thresholds(p, q, d)
-        w = _core.excess(pz, t * q).at[d].add(frozen)
-        K = _multi.sequential_kernel(d, _core.accept_prob(px, qx), _core.normalize(w))
-        np.testing.assert_allclose(K, _rsd.rsd_kernel(p, q, d), atol=1e-12, err_msg=case)
+        K, want = _rsd_pair(p, q, d)
+        np.testing.assert_allclose(K, want, atol=1e-12, err_msg=case)
 
 
 def test_excess_is_the_positive_part_bitwise():
@@ -73,6 +87,23 @@ def _set_reference(u, p, q, in_top, x, drafts):
     return _multi.matching(drafts, jnp.where(ok, x, _core.sample_index(u[1], r)))
 
 
+@jax.jit
+def _set_pairs(us, p, q, d):
+    """Greedy (and, for two drafts, SpecHub) against the row-building form, for each row of
+    uniforms ``us[S, 2]``: tokens and indices of both, stacked."""
+    mask = jnp.zeros(p.shape, bool).at[d[:-1]].set(True)
+    a = jax.vmap(lambda u: _greedy.greedy_verify_with_uniforms(u, p, q, d))(us)
+    b = jax.vmap(lambda u: _set_reference(u, p, q, mask, d[-1], d))(us)
+    out = [a.token, a.index, b.token, b.index]
+    if d.shape[0] == 2:
+        hub = _core.one_hot(jnp.argmax(q), p.shape[-1], bool)
+        x = jnp.where(d[0] == jnp.argmax(q), d[1], d[0])
+        c = jax.vmap(lambda u: _spechub.spechub_verify_with_uniforms(u, p, q, d))(us)
+        e = jax.vmap(lambda u: _set_reference(u, p, q, hub, x, d))(us)
+        out += [c.token, c.index, e.token, e.index]
+    return jnp.stack(out)
+
+
 @pytest.mark.parametrize("n", [2, 3])
 def test_set_verifiers_equal_the_row_building_form(n):
     for V, seed, case in CASES:
@@ -80,14 +111,8 @@ def test_set_verifiers_equal_the_row_building_form(n):
         if n > int(np.sum(np.asarray(q) > 0)):
             continue
         d = jnp.asarray(np.argsort(-np.asarray(q), kind="stable")[:n])
-        for s in range(8):
-            u = jax.random.uniform(jax.random.key(s), (2,), p.dtype)
-            mask = jnp.zeros(p.shape, bool).at[d[:-1]].set(True)
-            a = _greedy.greedy_verify_with_uniforms(u, p, q, d)
-            b = _set_reference(u, p, q, mask, d[-1], d)
-            assert (int(a.token), int(a.index)) == (int(b.token), int(b.index)), (case, s)
-            if n == 2:
-                a = _spechub.spechub_verify_with_uniforms(u, p, q, d)
-                hub = _core.one_hot(jnp.argmax(q), V, bool)
-                b = _set_reference(u, p, q, hub, jnp.where(d[0] == jnp.argmax(q), d[1], d[0]), d)
-                assert (int(a.token), int(a.index)) == (int(b.token), int(b.index)), (case, s)
+        us = jnp.stack([jax.random.uniform(jax.random.key(s), (2,), p.dtype) for s in range(8)])
+        out = np.asarray(_set_pairs(us, p, q, d))
+        np.testing.assert_array_equal(out[0:2], out[2:4], err_msg=case)
+        if n == 2:
+            np.testing.assert_array_equal(out[4:6], out[6:8], err_msg=case)
