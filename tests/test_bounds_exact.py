@@ -23,7 +23,7 @@ from spectheory.bounds import (
     optimal_acceptance,
     subset_bound,
 )
-from spectheory.bounds import _optimal
+from spectheory.bounds import _optimal, _race
 
 # ----------------------------------------------------------------------------------------------
 # independent enumerators of draft laws (ordered tuples with their probabilities)
@@ -211,7 +211,7 @@ def _quadrature_scan_n2(p, q):
     perm, _ = _optimal._sort_by_ratio(_optimal._ratios(p, q))
     ps = jnp.take_along_axis(p, perm, -1)
     qs = jnp.take_along_axis(q, perm, -1)
-    return _optimal._wor_race_best(ps, qs, 2, 64)[0]
+    return _race._wor_scan_best(ps, qs, 2, 64)[0]
 
 
 def test_wor_quadrature_scan_agrees_with_n2_closed_form_path():

@@ -32,6 +32,17 @@ import numpy as np
 from jax import lax
 
 from spectheory._validation import as_probs, check_n, is_concrete, same_vocab
+from spectheory.bounds._race import (
+    _cumsum,
+    _default_nodes,
+    _race_all_in,
+    _race_nodes,
+    _race_start,
+    _race_update,
+    _suffix_after,
+    _tie_tol,
+    _wor_best,
+)
 
 __all__ = [
     "OptimalAcceptance",
@@ -169,16 +180,6 @@ def _sort_by_ratio(r, packed: bool | None = None):
     return perm, before
 
 
-def _cumsum(x):
-    return jnp.cumsum(x, axis=-1)
-
-
-def _suffix_after(x):
-    """``out[..., k] = sum(x[..., k+1:])`` (exclusive suffix sums, computed without cancellation)."""
-    rev = _cumsum(x[..., ::-1])[..., ::-1]
-    return jnp.concatenate([rev[..., 1:], jnp.zeros_like(rev[..., :1])], -1)
-
-
 # ----------------------------------------------------------------------------------------------
 # Q(all drafts in a prefix) for each scheme
 # ----------------------------------------------------------------------------------------------
@@ -201,104 +202,6 @@ def _wor2_prefix_all_in(qs):
     rest = before + lam
     odds = jnp.where(rest > 0, qs / jnp.where(rest > 0, rest, 1), 0)
     return jnp.clip(pre - lam * _cumsum(odds), 0, 1)
-
-
-_GL_CACHE: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-
-def _gauss_legendre(K: int):
-    if K not in _GL_CACHE:
-        _GL_CACHE[K] = np.polynomial.legendre.leggauss(K)
-    return _GL_CACHE[K]
-
-
-def _default_nodes(dtype) -> int:
-    return 64 if jnp.dtype(dtype) == jnp.float64 else 24
-
-
-def _race_nodes(q, n, K):
-    """Quadrature nodes for the exponential-race integral (one set per row of ``q[B, V]``).
-
-    Returns ``t[K+1, B]`` (``K`` Gauss–Legendre nodes in ``s = log t`` on ``[log t_lo, log t_hi]``
-    followed by ``t_hi`` itself) and the weights ``wt[K, B]`` of ``dt`` (``ds`` weight times
-    ``t``).
-
-    * ``t_lo = ((n+1)! δ)^{1/(n+1)}``: since ``P(N_H(t) ≥ n) ≤ t^n/n!`` the integral over
-      ``[0, t_lo]`` is at most ``δ``.
-    * ``t_hi = L / q_(n)`` with ``q_(n)`` the n-th largest draft probability: either
-      ``λ ≥ q_(n)`` (``e^{-λ t}`` is below ``e^{-L}``) or ``H`` holds the ``n`` most likely
-      tokens (``P(N_H(t) < n) ≤ n e^{-L}``), so the tail beyond ``t_hi`` is
-      ``e^{-λ t_hi} P(N_H(t_hi) ≥ n)`` up to ``n e^{-L}``.
-    """
-    dtype = q.dtype
-    f64 = jnp.dtype(dtype) == jnp.float64
-    delta, L, s_cap = (1e-16, 40.0, 700.0) if f64 else (1e-8, 20.0, 80.0)
-    s_lo = math.log(math.factorial(n + 1) * delta) / (n + 1)
-    qn = lax.top_k(q, n)[0][:, n - 1]
-    tiny = jnp.finfo(dtype).tiny
-    s_hi = math.log(L) - jnp.log(jnp.maximum(qn, tiny))
-    s_hi = jnp.clip(s_hi, s_lo + 1.0, s_cap)
-    x, w = _gauss_legendre(K)
-    x = jnp.asarray(x, dtype)[:, None]
-    w = jnp.asarray(w, dtype)[:, None]
-    half = (s_hi - s_lo)[None, :] / 2
-    s = s_lo + half * (x + 1)
-    t = jnp.exp(s)  # [K, B]
-    wt = w * half * t
-    t = jnp.concatenate([t, jnp.exp(s_hi)[None, :]], 0)
-    return t, wt
-
-
-def _race_update(pi, b, n):
-    """One token joins ``H``: Poisson-binomial update of ``pi[n+1, ...]``.
-
-    ``pi[j] = P(N_H(t) = j)`` for ``j < n`` and ``pi[n] = P(N_H(t) ≥ n)``; ``b = 1 - e^{-q t}`` is
-    the probability that the new token has arrived by time ``t``.
-    """
-    shifted = jnp.concatenate([jnp.zeros_like(pi[:1]), pi[:-1]], 0)
-    keep = (jnp.arange(n + 1) < n).astype(pi.dtype).reshape((n + 1,) + (1,) * (pi.ndim - 1))
-    return pi + b[None] * (shifted - pi * keep)
-
-
-def _race_all_in(R, lam, t, wt):
-    """``Q = ∫_0^∞ λ e^{-λt} P(N_H(t) ≥ n) dt`` from ``R[K+1, B] = P(N_H(t_k) ≥ n)``."""
-    K = wt.shape[0]
-    e = jnp.exp(-lam[None, :] * t)
-    Q = jnp.sum(wt * lam[None, :] * e[:K] * R[:K], 0) + e[K] * R[K]
-    return jnp.clip(Q, 0, 1)
-
-
-def _wor_race_best(ps, qs, n, K):
-    """Scan the prefixes of the sorted laws ``ps, qs[B, V]`` for the smallest dual objective.
-
-    Returns ``(best value, best prefix size)``, each ``[B]``; a later prefix must improve on the
-    best so far by more than :func:`_tie_tol` to replace it.
-    """
-    B, V = qs.shape
-    dtype = qs.dtype
-    t, wt = _race_nodes(qs, n, K)
-    P = _cumsum(ps)
-    lam = _suffix_after(qs)
-    pi0 = jnp.zeros((n + 1,) + t.shape, dtype).at[0].set(1)
-    tol = _tie_tol(dtype)
-
-    def step(carry, x):
-        pi, best, arg, m = carry
-        qm, lm, Pm = x
-        b = -jnp.expm1(-qm[None, :] * t)
-        pi = _race_update(pi, b, n)
-        g = Pm + 1 - _race_all_in(pi[n], lm, t, wt)
-        better = g < best - tol
-        return (pi, jnp.where(better, g, best), jnp.where(better, m + 1, arg), m + 1), None
-
-    init = (pi0, jnp.ones((B,), dtype), jnp.zeros((B,), jnp.int32), jnp.int32(0))
-    (_, best, arg, _), _ = lax.scan(step, init, (qs.T, lam.T, P.T))
-    return best, arg
-
-
-def _tie_tol(dtype):
-    """Objective differences below this are treated as ties (the smaller prefix wins)."""
-    return 16 * float(jnp.finfo(dtype).eps)
 
 
 def _best_prefix(F):
@@ -509,7 +412,7 @@ def _sorted_core(p, q, n, scheme, num_nodes):
         value, m = _best_prefix(_cumsum(ps) - _wor2_prefix_all_in(qs))
     else:
         K = num_nodes or _default_nodes(q.dtype)
-        value, m = _wor_race_best(ps, qs, n, K)
+        value, m = _wor_best(ps, qs, n, K)
     return value, before(m)
 
 
@@ -632,14 +535,12 @@ def _all_in_core(q, H, n, scheme, num_nodes):
         return jnp.sum(qH, -1) ** n
     lam = jnp.sum(jnp.where(inH, 0, q), -1)
     K = num_nodes or _default_nodes(dtype)
-    t, wt = _race_nodes(q, n, K)
-    pi0 = jnp.zeros((n + 1,) + t.shape, dtype).at[0].set(1)
-
+    t, wt, T = _race_nodes(q, n, K)
     def step(pi, qi):
-        return _race_update(pi, -jnp.expm1(-qi[None, :] * t), n), None
+        return _race_update(pi, -jnp.expm1(-qi[None, :] * t)), None
 
-    pi, _ = lax.scan(step, pi0, qH.T)
-    return _race_all_in(pi[n], lam, t, wt)
+    pi, _ = lax.scan(step, _race_start(n, t.shape, dtype), qH.T)
+    return _race_all_in(sum(pi), lam, t, wt, T)
 
 
 def all_in_probability(q, H, n: int, scheme: str = "iid", *, num_nodes: int | None = None) -> jax.Array:
