@@ -203,7 +203,7 @@ def _tie_tol(dtype):
 # the caller falls back to the exact scan.
 
 #: Tokens per block, heavy-token slots, blocks refined per round and rounds.
-_BLOCK, _HEAVY, _REFINE, _ROUNDS = 256, 64, 32, 3
+_BLOCK, _HEAVY, _REFINE, _ROUNDS = 256, 128, 32, 3
 #: Blocked path for V >= this many tokens.
 _BLOCKED_MIN_V = 16 * _BLOCK
 #: (n - 1) x0: light tokens have q T <= x0.
@@ -243,7 +243,8 @@ def _wor_blocked_best(ps, qs, n, K, c=_BLOCK, kh=_HEAVY, R=_REFINE, rounds=_ROUN
     """Best prefix of the sorted laws ``ps, qs[B, V]`` by blocks (see the comment above).
 
     Returns ``(best value, best prefix size, certified)``, each ``[B]``; where ``certified`` is
-    false the result is only an upper bound and the caller must use :func:`_wor_scan_best`.
+    false the caller must use :func:`_wor_scan_best` (with too few rounds the value is an
+    attained upper bound; with more heavy tokens than ``kh`` slots it is meaningless).
     """
     B, V = qs.shape
     dtype = qs.dtype
@@ -253,7 +254,7 @@ def _wor_blocked_best(ps, qs, n, K, c=_BLOCK, kh=_HEAVY, R=_REFINE, rounds=_ROUN
         ps = jnp.pad(ps, ((0, 0), (0, nb * c - V)))
         qs = jnp.pad(qs, ((0, 0), (0, nb * c - V)))
     Vp = nb * c
-    kh, R = min(kh, Vp - 1), min(R, nb)
+    kh, R = min(kh, Vp), min(R, nb)
     t, wt, T = _race_nodes(qs, n, K)
     t, wt = t.T, wt.T  # [B, K]
     tau = t / T[:, None]
@@ -263,8 +264,8 @@ def _wor_blocked_best(ps, qs, n, K, c=_BLOCK, kh=_HEAVY, R=_REFINE, rounds=_ROUN
     x = qs * T[:, None]
     light = x <= _LIGHT_KX / (n - 1)
     iota = lax.broadcasted_iota(dtype, (B, Vp), 1)
-    hkey = _top_values(jnp.where(light, 0, Vp - iota), kh + 1)
-    fits = hkey[:, kh] == 0
+    hkey = _top_values(jnp.where(light, 0, Vp - iota), min(kh + 1, Vp))
+    fits = hkey[:, kh] == 0 if kh < Vp else jnp.ones((B,), bool)
     hval = hkey[:, :kh] > 0
     hpos = jnp.where(hval, Vp - hkey[:, :kh], Vp).astype(jnp.int32)
     hq = jnp.where(hval, jnp.take_along_axis(qs, jnp.minimum(hpos, Vp - 1), 1), 0)
