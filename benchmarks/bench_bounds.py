@@ -7,8 +7,9 @@ Prints (times are medians after a jit warm-up call):
 
 1. ``optimal_acceptance`` at V = 152,064 with a batch of 64 positions (float32), for i.i.d.
    drafts, drafts without replacement (n = 2 closed form and n = 8 quadrature) and greedy drafts;
-   for i.i.d. drafts also the alternatives run in the same process: the package's own
-   sort-and-scan path (the fallback of the threshold search) and a NumPy sort, with ratios;
+   the alternatives run in the same process, with ratios: for i.i.d. drafts the package's own
+   sort-and-scan path (the fallback of the threshold search) and a NumPy sort, without
+   replacement the exact scan over every prefix (the fallback of the blocked path);
 2. the exact transport LP via POT at V = 40, n = 3 (64,000 ordered i.i.d. tuples);
 3. a scaling table over V = 1k..152k and n = 2..8.
 
@@ -34,7 +35,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from spectheory.bounds import lp_acceptance, optimal_acceptance  # noqa: E402
-from spectheory.bounds._optimal import _optimal_core, _sorted_core  # noqa: E402
+from spectheory.bounds._optimal import _optimal_core, _ratios, _sort_by_ratio, _sorted_core  # noqa: E402
+from spectheory.bounds._race import _default_nodes, _wor_scan_best  # noqa: E402
 
 V_BIG = 152_064
 BATCH = 64
@@ -53,6 +55,13 @@ def llm_like_laws(V, batch, seed=0, dtype=np.float32):
         return e / e.sum(-1, keepdims=True)
 
     return softmax(logits).astype(dtype), softmax(draft).astype(dtype)
+
+
+def _sorted_core_scan(p, q, n, K):
+    """Without replacement by the exact scan over every prefix (the blocked path's fallback)."""
+    perm, _ = _sort_by_ratio(_ratios(p, q))
+    pqs = jnp.take_along_axis(jnp.stack([p, q], -1), perm[..., None], -2)
+    return _wor_scan_best(pqs[..., 0], pqs[..., 1], n, K)
 
 
 def timeit(fn, repeats=3):
@@ -106,15 +115,24 @@ def big_table(repeats):
     print(f"| spectheory threshold search (default) | {t_jax:.3f} | 1.00 | {err:.1e} |")
     print(f"| spectheory sort-and-scan (fallback) | {t_sorted:.3f} | {t_sorted / t_jax:.1f} | {err_sorted:.1e} |")
     print(f"| NumPy argsort + float64 prefix sums | {t_np:.3f} | {t_np / t_jax:.1f} | 0 (reference) |")
+    # without replacement n = 8: the blocked path (default) against the exact scan over every
+    # prefix (its fallback), both after the same sort, in the same process
+    exact_wor = jax.jit(lambda P, Q: _sorted_core_scan(P, Q, 8, _default_nodes(P.dtype)))
+    t_scan = timeit(lambda: exact_wor(P, Q), repeats)
+    t_blk, v_blk = out[("without_replacement", 8)]
     rows = slice(0, 4)
     p64, q64 = jnp.asarray(p[rows], jnp.float64), jnp.asarray(q[rows], jnp.float64)
     ref8 = np.asarray(optimal_acceptance(p64, q64, 8, "without_replacement", num_nodes=128).value)
-    for K in (None, 64):
-        got = np.asarray(optimal_acceptance(P[rows], Q[rows], 8, "without_replacement", num_nodes=K).value, np.float64)
-        print(f"accuracy without replacement n=8, float32 with {K or 24} nodes vs float64 with 128 nodes "
-              f"(4 rows): max |error| = {np.abs(got - ref8).max():.1e}")
+    got = np.asarray(optimal_acceptance(P[rows], Q[rows], 8, "without_replacement").value, np.float64)
+    got_scan = np.asarray(exact_wor(P[rows], Q[rows])[0], np.float64)
+    print(f"\nwithout replacement n = 8, alternatives in the same process:\n")
+    print("| implementation | time [s] | ratio to blocked path | max abs error vs float64, 128 nodes (4 rows) |")
+    print("|---|---:|---:|---:|")
+    print(f"| spectheory blocked path (default) | {t_blk:.3f} | 1.00 | {np.abs(got - ref8).max():.1e} |")
+    print(f"| spectheory exact prefix scan (fallback) | {t_scan:.3f} | {t_scan / t_blk:.1f} | "
+          f"{np.abs(got_scan - ref8).max():.1e} |")
     f64 = np.asarray(optimal_acceptance(p64, q64, 8, "without_replacement").value)
-    print(f"accuracy without replacement n=8, float64 with 64 nodes vs 128 nodes: max |error| = {np.abs(f64 - ref8).max():.1e}")
+    print(f"\nfloat64 with the default 64 nodes vs 128 nodes: max |error| = {np.abs(f64 - ref8).max():.1e}")
     return out
 
 
