@@ -583,7 +583,7 @@ def _all_in_core(q, H, n, scheme, num_nodes):
         return _race_update(pi, -jnp.expm1(-qi[None, :] * t)), None
 
     pi, _ = lax.scan(step, _race_start(n, t.shape, dtype), qH.T)
-    return _race_all_in(sum(pi), lam, t, wt, T)
+    return _race_all_in(jnp.sum(pi, 0), lam, t, wt, T)
 
 
 def all_in_probability(q, H, n: int, scheme: str = "iid", *, num_nodes: int | None = None) -> jax.Array:
