@@ -170,3 +170,36 @@ def test_series_coefficients():
     for k in range(1, n):
         series = sum(C[k - 1, m - 1] * x**m for m in range(1, D + 1))
         np.testing.assert_allclose(series, np.expm1(x) ** k, rtol=1e-13, atol=1e-300)
+
+
+@pytest.mark.parametrize("conc", [0.1, 1.0])
+def test_quadrature_cutoff_bounds_the_tail(conc):
+    """The upper end T of the quadrature: for every H, the neglected piece of Q(all in H),
+    λ ∫_T^∞ e^{-λt} P(N_H(t) < n) dt, is at most 1e-8 (float32's δ and n e^{-L}), computed here
+    by adaptive quadrature (SciPy) with the Poisson-binomial law evaluated exactly."""
+    import itertools
+
+    from scipy import integrate
+
+    rng = np.random.default_rng(int(conc * 10))
+    n, V = 4, 7
+    for _ in range(3):
+        q = rng.dirichlet(np.ones(V) * conc)
+        _, _, T = _race._race_nodes(jnp.asarray(q[None], jnp.float32), n, 24)
+        T = float(T[0])
+        for H in itertools.product([False, True], repeat=V):
+            H = np.array(H)
+            lam = q[~H].sum()
+            if H.sum() < n or lam == 0:  # Q = 0 exactly, or Q = 1 and no tail
+                continue
+
+            def integrand(t):
+                pi = np.zeros(n)
+                pi[0] = 1.0
+                for bi in -np.expm1(-q[H] * t):
+                    pi[1:] = pi[1:] * (1 - bi) + pi[:-1] * bi
+                    pi[0] *= 1 - bi
+                return lam * np.exp(-lam * t) * pi.sum()
+
+            tail, err = integrate.quad(integrand, T, np.inf, epsabs=1e-15, limit=200)
+            assert tail <= 1e-8, (q, H, T, tail, err)
