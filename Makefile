@@ -16,10 +16,10 @@ demo: $(STAMP)
 	$(VENV)/bin/spectheory compare --out compare.png
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n 2
 
 test-fast: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -m "not slow"
+	$(VENV)/bin/python -m pytest -q -n 2 -m "not slow"
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/run.py

@@ -101,7 +101,7 @@ def test_structured_laws(case, n):
     assert abs(set_value(p, q, res.certificate, n) - want) < 1e-12
 
 
-@settings(max_examples=20)
+@settings(max_examples=12)
 @given(
     st.integers(0, 2**32 - 1),
     st.sampled_from([2, 3, 8]),

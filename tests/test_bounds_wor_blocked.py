@@ -69,14 +69,14 @@ def check_against_scan(p, q, n, K=64, c=8, kh=64, R=4, rounds=64, atol=1e-12):
     return np.asarray(m)
 
 
-@pytest.mark.parametrize("n,scale", [(3, 1.0), (8, 5.0), (8, 1.0)])
+@pytest.mark.parametrize("n,scale", [(3, 1.0), (8, 5.0)])
 def test_lm_like_laws_many_light_tokens(n, scale):
     """V = 1500 LM-like laws: most tokens are light (power-sum series), a few tens heavy."""
     p, q = lm_like(3, 1500, seed=n + int(10 * scale), scale=scale)
     check_against_scan(p, q, n, c=16)
 
 
-@settings(max_examples=16)
+@settings(max_examples=10)
 @given(
     V=st.sampled_from([70]),
     n=st.sampled_from([3, 5]),
@@ -142,14 +142,14 @@ def test_public_path_large_vocabulary_and_fallback():
     certificate attains the value; a law with 200 heavy tokens (more than the slots)
     goes through the exact-scan fallback and gives the scan's value too."""
     V, n = 5000, 8
-    p, q = lm_like(2, V, seed=11)
+    p, q = lm_like(1, V, seed=11)
     rng = np.random.default_rng(0)
     q_flat = np.full((1, V), 1e-6)
     q_flat[0, rng.permutation(V)[:200]] = 1.0  # 200 tokens of mass ~1/200: all heavy (q T > 0.25)
     q_flat /= q_flat.sum()
     p_flat = rng.dirichlet(np.ones(V), size=1)
     assert V >= _race._BLOCKED_MIN_V
-    for pp, qq in ((p, q), (p_flat, q_flat)):
+    for pp, qq in ((p, q), (p_flat, q_flat)):  # same shapes: one compilation
         res = optimal_acceptance(pp, qq, n, "without_replacement")
         ps, qs = _sorted(jnp.asarray(pp), jnp.asarray(qq), n)
         want, _ = _scan(ps, qs, n, 64)
@@ -182,7 +182,7 @@ def test_quadrature_cutoff_bounds_the_tail(conc):
     from scipy import integrate
 
     rng = np.random.default_rng(int(conc * 10))
-    n, V = 4, 7
+    n, V = 4, 6
     for _ in range(3):
         q = rng.dirichlet(np.ones(V) * conc)
         _, _, T = _race._race_nodes(jnp.asarray(q[None], jnp.float32), n, 24)
