@@ -24,7 +24,6 @@ under ``jit``/``vmap`` with ``n``, ``scheme`` and ``num_nodes`` static.
 from __future__ import annotations
 
 import functools
-import math
 import os
 from typing import NamedTuple
 
