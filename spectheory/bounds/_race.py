@@ -195,7 +195,7 @@ def _tie_tol(dtype):
 #   r = e^{q t} - 1 = e^{x τ} - 1, Σ r^k = Σ_m k! S(m, k) τ^m X_m / m! (S: Stirling numbers of the
 #   second kind), Newton's identities give e_j(r), j < n, and e^{-q(block) t} Σ_j e_j z^j is the
 #   block's Poisson-binomial generating function. D = n - 1 + 11 (float32) or + 17 (float64)
-#   keeps the truncated series below the rounding level (the neglected terms are at most
+#   keeps the truncated series below the rounding level (the neglected terms are about
 #   (k x0 / 2)^{D-k+1} / (D-k+1)! relative to r^k);
 # * heavy tokens are extra events (linear factors e^{-q t} + (1 - e^{-q t}) z) placed at their
 #   position in the order, so the state after each block's event is exact for that prefix.
