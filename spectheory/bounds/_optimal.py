@@ -531,8 +531,10 @@ def optimal_acceptance(p, q, n: int, scheme: str = "iid", *, num_nodes: int | No
 
     Returns:
       :class:`OptimalAcceptance` with ``value`` float[...] and ``certificate`` bool[..., V]:
-      an optimal set (without replacement the smallest optimal prefix, prefixes within 16 ulp
-      of the optimum counting as ties; i.i.d. a threshold set within 16 ulp of the optimum).
+      an optimal set (without replacement an optimal prefix: for ``V < 4096`` the smallest,
+      prefixes within 16 ulp of the optimum counting as ties, for larger ``V`` the best block
+      end or scanned prefix, the smaller one among exact ties; i.i.d. a threshold set within
+      16 ulp of the optimum).
 
     Raises:
       ValueError: (eager calls) bad shapes, NaN/negative entries or rows not summing to one,
@@ -578,6 +580,7 @@ def _all_in_core(q, H, n, scheme, num_nodes):
     lam = jnp.sum(jnp.where(inH, 0, q), -1)
     K = num_nodes or _default_nodes(dtype)
     t, wt, T = _race_nodes(q, n, K)
+
     def step(pi, qi):
         return _race_update(pi, -jnp.expm1(-qi[None, :] * t)), None
 

@@ -139,11 +139,12 @@ def _race_update_tuple(pi, b):
     return (pi[0] - b * pi[0],) + tuple(pi[j] + b * (pi[j - 1] - pi[j]) for j in range(1, len(pi)))
 
 
-def _race_all_in(S, lam, t, wt, T):
+def _race_all_in(S, lam, t, wt, T, axis=0):
     """``Q = ∫_0^∞ λ e^{-λt} P(N_H(t) ≥ n) dt ≈ e^{-λT} + ∫_{t_lo}^T λ e^{-λt} (1 - S(t)) dt``
-    from ``S[K, B] = P(N_H(t_k) < n)`` (see :func:`_race_nodes` for the neglected pieces)."""
-    e = jnp.exp(-lam[None, :] * t)
-    Q = jnp.exp(-lam * T) + jnp.sum(wt * lam[None, :] * e * (1 - S), 0)
+    from ``S = P(N_H(t_k) < n)`` with the nodes ``t``, weights ``wt`` on ``axis`` (``[K, B]`` by
+    default) and ``lam``, ``T`` without it (see :func:`_race_nodes` for the neglected pieces)."""
+    lam_k = jnp.expand_dims(lam, axis)
+    Q = jnp.exp(-lam * T) + jnp.sum(wt * lam_k * jnp.exp(-lam_k * t) * (1 - S), axis)
     return jnp.clip(Q, 0, 1)
 
 
@@ -178,8 +179,6 @@ def _wor_scan_best(ps, qs, n, K):
 def _tie_tol(dtype):
     """Objective differences below this are treated as ties (the smaller prefix wins)."""
     return 16 * float(jnp.finfo(dtype).eps)
-
-
 
 
 # ----------------------------------------------------------------------------------------------
@@ -241,8 +240,7 @@ def _truncated_product(a, f):
 
 def _race_objective(S, P, lam, t, wt, T):
     """``F = P + 1 - Q`` from ``S[..., K] = P(N_H(t_k) < n)`` (nodes on the last axis)."""
-    Q = jnp.exp(-lam * T) + jnp.sum(wt * lam[..., None] * jnp.exp(-lam[..., None] * t) * (1 - S), -1)
-    return P + 1 - jnp.clip(Q, 0, 1)
+    return P + 1 - _race_all_in(S, lam, t, wt, T, axis=-1)
 
 
 def _wor_blocked_best(ps, qs, n, K, c=_BLOCK, kh=_HEAVY, R=_REFINE, rounds=_ROUNDS):
