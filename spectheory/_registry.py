@@ -5,19 +5,32 @@ Every acceptance rule in spectheory is a :class:`Rule`: a :class:`DraftScheme` (
 target law ``p`` decides which token to emit given those drafts). The verifier is described
 exactly by its *kernel* ``K(y | drafts)``; the exact audit (:func:`spectheory.audit.exact`)
 enumerates the draft law against that kernel.
+
+A :class:`DraftScheme` is the only identity of a draft law: trees, bounds, audits and
+generation take the object (or its registered name, resolved once by
+:func:`spectheory.drafts.scheme`). :func:`make_verifier` builds a :class:`Verifier` from a
+rule's mathematics (its uniform-form core and its kernel), so that every verifier has the same
+front door and ``verify(key, ...)`` equals ``verify_with_uniforms(uniform(key), ...)`` by
+construction. Chain verifiers (token by token, block) are :class:`ChainVerifier` values.
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Union
 
 import jax
+import numpy as np
+
+from spectheory import _core
+from spectheory import _validation as _v
 
 __all__ = [
     "DraftScheme",
     "Verifier",
     "VerifyResult",
+    "ChainVerifier",
     "Rule",
+    "make_verifier",
     "register",
     "rule",
     "rules",
@@ -37,27 +50,53 @@ class VerifyResult(NamedTuple):
     index: jax.Array
 
 
+def _unbounded(V: int) -> Optional[int]:
+    return None
+
+
+def _at_most_V(V: int) -> Optional[int]:
+    return V
+
+
 class DraftScheme(NamedTuple):
-    """How a tuple of ``n`` drafts is drawn from a draft law ``q`` over ``V`` tokens.
+    """How a tuple of ``n`` drafts is drawn from a draft law ``q`` over ``V`` tokens: the one
+    identity of a draft law.
+
+    Two schemes are the same draft law iff they have the same ``name`` (the registry refuses a
+    second object under a registered name), so a tree, a bound or an audit can check that a
+    verifier was built for the law its drafts come from.
 
     Attributes:
-      name: short identifier, e.g. ``"iid"``.
-      sample: ``sample(key, q, n) -> int32[n]``, pure JAX, jit-clean for static ``n``.
+      name: short identifier, e.g. ``"iid"``; unique in the registry.
+      sample: ``sample(key, q, n) -> int32[n]``, pure JAX, jit-clean for static ``n``; checks
+        its input when called eagerly.
       law: ``law(q, n) -> (tuples int[M, n], probs float[M])``, the exact joint law of the
         ordered draft tuple (host-side, NumPy, float64). Only tuples of positive probability
         are listed.
+      children: ``children(key, logq float[V], b) -> (tokens int32[b], valid bool[b])``, the
+        log-space sampler a draft tree uses for the ``b`` children of a node: the same law as
+        ``sample`` on ``exp(logq)``, never raising, jit-clean for static ``b``; when ``logq``
+        has fewer than ``b`` finite entries and the scheme draws distinct tokens, the valid
+        children are a prefix (``valid``) whose law is ``law(q, #valid)``. ``None`` for schemes
+        trees cannot carry.
+      family: the law of the *set* of drafts (what the optimal acceptance depends on), for
+        :func:`spectheory.bounds.optimal_acceptance`: ``"iid"``, ``"without_replacement"`` or
+        ``"greedy"`` (the ``n - 1`` most likely tokens and one draw from the rest); ``None``
+        when no closed form is known.
       min_n: smallest supported number of drafts.
       max_n: ``max_n(V) -> int | None``: largest supported ``n`` for vocabulary size ``V``
         (``None`` means unbounded).
-      replacement: whether drafts are drawn with replacement (used to pair tree node rules
-        with child laws).
+      replacement: whether a draft may repeat (``False``: the ``n`` drafts are distinct, so
+        ``n`` is at most the number of tokens with ``q > 0``).
     """
 
     name: str
     sample: Callable
     law: Callable
+    children: Optional[Callable] = None
+    family: Optional[str] = None
     min_n: int = 1
-    max_n: Callable[[int], Optional[int]] = lambda V: None
+    max_n: Callable[[int], Optional[int]] = _unbounded
     replacement: bool = True
 
     def supports(self, n: int, V: int) -> bool:
@@ -65,13 +104,26 @@ class DraftScheme(NamedTuple):
         hi = self.max_n(V)
         return n >= self.min_n and (hi is None or n <= hi)
 
+    def fan_out(self, n: int, support: int) -> int:
+        """Number of drafts the scheme actually draws when asked for ``n`` from a law with
+        ``support`` tokens of positive mass: ``n``, or ``min(n, support)`` for distinct drafts
+        (the number of valid children of a tree node)."""
+        return int(n) if self.replacement else int(min(n, support))
+
+    def children_law(self, q, n: int):
+        """Exact law of the children ``children`` draws with fan-out ``n`` from ``q``:
+        ``law(q, fan_out(n, #{q > 0}))`` (host side, float64)."""
+        q = np.asarray(q, dtype=np.float64)
+        return self.law(q, self.fan_out(n, int(np.sum(q > 0))))
+
 
 class Verifier(NamedTuple):
-    """A lossless acceptance rule for one position, as pure functions.
+    """A lossless acceptance rule for one position, as pure functions (built by
+    :func:`make_verifier`).
 
     Attributes:
       verify: ``verify(key, p, q, drafts) -> VerifyResult``; equal to
-        ``verify_with_uniforms(jax.random.uniform(key, (num_uniforms(n),)), p, q, drafts)``.
+        ``verify_with_uniforms(jax.random.uniform(key, (num_uniforms(n),), dtype), p, q, drafts)``.
       kernel: ``kernel(p, q, drafts) -> float[V]``, the exact law of the emitted token given
         the drafts.
       verify_with_uniforms: ``verify_with_uniforms(u, p, q, drafts) -> VerifyResult`` with
@@ -90,6 +142,114 @@ class Verifier(NamedTuple):
     num_uniforms: Callable[[int], int]
     acceptance: Optional[Callable] = None
     host_only: bool = False
+
+
+def make_verifier(core: Callable, kernel: Callable, num_uniforms: Callable[[int], int], *,
+                  n: Optional[int] = None, distinct: bool = False, check: Optional[Callable] = None,
+                  acceptance: Optional[Callable] = None, name: str = "verifier") -> Verifier:
+    r"""Build a :class:`Verifier` from a rule's mathematics.
+
+    A rule is written as two pure functions of validated inputs, ``p, q: float[V]`` (one
+    common floating dtype) and ``drafts: int[n]``:
+
+    * ``core(u, p, q, drafts) -> VerifyResult``: the decision for explicit uniforms
+      ``u: float[num_uniforms(n)]`` (already cast to the dtype of ``p``);
+    * ``kernel(p, q, drafts) -> float[V]``: the exact law of the emitted token given the drafts.
+
+    The factory adds the front door every verifier shares (probability vectors, a common
+    vocabulary, draft ids in range, the number of drafts, distinct drafts for schemes without
+    replacement, the rule's own ``check``) and derives the key form from the uniform form,
+
+    .. math:: \mathrm{verify}(k, p, q, \bar x) = \mathrm{verify\_with\_uniforms}
+        (\mathrm{uniform}(k, (\mathrm{num\_uniforms}(n),)), p, q, \bar x),
+
+    so the identity holds by construction. Value checks run on concrete (eager) inputs only;
+    under ``jax.jit`` the core is called directly after the shape checks.
+
+    Args:
+      core: the uniform form ``core(u, p, q, drafts) -> VerifyResult`` (jit it yourself if you
+        want one compilation per shape).
+      kernel: ``kernel(p, q, drafts) -> float[V]``.
+      num_uniforms: ``num_uniforms(n) -> int``.
+      n: if given, the only number of drafts the rule takes.
+      distinct: the drafts must be distinct tokens of positive draft mass (schemes without
+        replacement).
+      check: optional extra front-door check ``check(p, q, drafts)`` that raises
+        ``ValueError``; it should skip values that are traced (``jax.core.Tracer``).
+      acceptance: optional closed form ``acceptance(p, q, n)``.
+      name: used in error messages.
+
+    Returns:
+      :class:`Verifier` (``host_only`` false).
+
+    >>> import jax, jax.numpy as jnp
+    >>> from spectheory import VerifyResult
+    >>> def core(u, p, q, d):  # accept the draft with probability min(1, p/q), else emit argmax p
+    ...     ok = u[0] * q[d[0]] < p[d[0]]
+    ...     return VerifyResult(jnp.where(ok, d[0], jnp.argmax(p)).astype(jnp.int32), jnp.where(ok, 0, -1))
+    >>> def kernel(p, q, d):
+    ...     a = jnp.minimum(1, p[d[0]] / q[d[0]])
+    ...     return a * jax.nn.one_hot(d[0], p.shape[0]) + (1 - a) * jax.nn.one_hot(jnp.argmax(p), p.shape[0])
+    >>> ver = make_verifier(core, kernel, lambda n: 1, n=1)
+    >>> int(ver.verify_with_uniforms(jnp.array([0.9]), jnp.array([0.2, 0.8]), jnp.array([0.6, 0.4]), jnp.array([0])).token)
+    1
+
+    References:
+      The stateless transformation factory of optax (DeepMind et al., *The DeepMind JAX
+      Ecosystem*, 2020) is the model for this design.
+    """
+
+    def front(p, q, drafts):
+        p, q, drafts = _v.check_position(p, q, drafts, n=n)
+        if distinct:
+            _v.check_distinct_drafts(q, drafts)
+        if check is not None:
+            check(p, q, drafts)
+        return p, q, drafts
+
+    def verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
+        p, q, drafts = front(p, q, drafts)
+        u = _v.check_uniforms(uniforms, int(num_uniforms(int(drafts.shape[0])))).astype(p.dtype)
+        return core(u, p, q, drafts)
+
+    def verify(key, p, q, drafts) -> VerifyResult:
+        dtype = _core.float_dtype(p, q)
+        m = int(np.shape(drafts)[0]) if np.ndim(drafts) else 0
+        u = jax.random.uniform(key, (int(num_uniforms(max(m, 1))),), dtype)
+        return verify_with_uniforms(u, p, q, drafts)
+
+    def kernel_fn(p, q, drafts) -> jax.Array:
+        p, q, drafts = front(p, q, drafts)
+        return kernel(p, q, drafts)
+
+    for fn, what in ((verify_with_uniforms, "with explicit uniforms"), (verify, "drawing its uniforms from key"),
+                     (kernel_fn, "exact law of the emitted token")):
+        fn.__doc__ = f"{name}: {what} (built by spectheory.make_verifier)."
+    return Verifier(verify=verify, kernel=kernel_fn, verify_with_uniforms=verify_with_uniforms,
+                    num_uniforms=num_uniforms, acceptance=acceptance)
+
+
+class ChainVerifier(NamedTuple):
+    """A verifier of a draft *chain* of ``gamma`` tokens (token by token, or block
+    verification): a value, like a :class:`Rule`.
+
+    Attributes:
+      name: short identifier (``"token"``, ``"block"``).
+      verify: ``verify(key, p float[gamma+1, V], q float[gamma, V], drafts int[gamma]) ->
+        ChainResult``.
+      verify_with_uniforms: ``verify_with_uniforms(u float[num_uniforms(gamma)], p, q, drafts)``.
+      kernel: ``kernel(p, q, drafts) -> float[gamma+1, V]``, the exact joint law of (number of
+        accepted drafts, next token).
+      num_uniforms: ``num_uniforms(gamma) -> int``.
+      description: one line for listings.
+    """
+
+    name: str
+    verify: Callable
+    verify_with_uniforms: Callable
+    kernel: Callable
+    num_uniforms: Callable[[int], int]
+    description: str = ""
 
 
 class Rule(NamedTuple):
@@ -117,40 +277,80 @@ class Rule(NamedTuple):
 
 
 _REGISTRY: dict[str, Rule] = {}
+_SCHEMES: dict[str, DraftScheme] = {}
 
 
-def register(new_rule: Rule, *, overwrite: bool = False) -> Rule:
-    """Add ``new_rule`` to the registry so that audits, the conformance suite and
-    ``spectheory compare`` pick it up.
+def _register_scheme(s: DraftScheme, overwrite: bool) -> DraftScheme:
+    if not isinstance(s, DraftScheme):
+        raise TypeError(f"expected a spectheory.DraftScheme, got {type(s).__name__}")
+    old = _SCHEMES.get(s.name)
+    if old is not None and old is not s and old != s and not overwrite:
+        raise ValueError(f"a different draft scheme named {s.name!r} is already registered; "
+                         "give the new scheme another name (a scheme's name is its identity)")
+    _SCHEMES[s.name] = s
+    return s
+
+
+def register(new: Union[Rule, DraftScheme], *, overwrite: bool = False):
+    """Add a rule (and its draft scheme) or a draft scheme to the registry, so that audits,
+    the conformance suite, ``spectheory compare``, draft trees, bounds and
+    :func:`spectheory.generate` pick it up.
 
     Args:
-      new_rule: the :class:`Rule` to register.
-      overwrite: replace an existing rule of the same name instead of raising.
+      new: a :class:`Rule` or a :class:`DraftScheme`. A rule's scheme is registered with it
+        when its name is new.
+      overwrite: replace an existing entry of the same name instead of raising.
 
     Returns:
-      ``new_rule``.
+      ``new``.
 
     Raises:
-      ValueError: if a rule of that name exists and ``overwrite`` is false.
+      TypeError: if ``new`` is neither.
+      ValueError: if the name is taken (by another rule, or by a different scheme) and
+        ``overwrite`` is false.
     """
-    if not isinstance(new_rule, Rule):
-        raise TypeError(f"register expects a spectheory.Rule, got {type(new_rule).__name__}")
-    if new_rule.name in _REGISTRY and not overwrite:
-        raise ValueError(f"a rule named {new_rule.name!r} is already registered")
-    _REGISTRY[new_rule.name] = new_rule
-    return new_rule
+    if isinstance(new, DraftScheme):
+        return _register_scheme(new, overwrite)
+    if not isinstance(new, Rule):
+        raise TypeError(f"register expects a spectheory.Rule or DraftScheme, got {type(new).__name__}")
+    if new.name in _REGISTRY and not overwrite:
+        raise ValueError(f"a rule named {new.name!r} is already registered")
+    _register_scheme(new.drafts, overwrite)
+    _REGISTRY[new.name] = new
+    return new
 
 
-def rule(name: str) -> Rule:
-    """Return the registered :class:`Rule` called ``name``.
+def scheme(s: Union[str, DraftScheme]) -> DraftScheme:
+    """Resolve a draft scheme given as an object or a registered name (see
+    :func:`spectheory.drafts.scheme`)."""
+    if isinstance(s, DraftScheme):
+        return s
+    if not isinstance(s, str):
+        raise TypeError(f"scheme: expected a DraftScheme or a registered name, got {type(s).__name__}")
+    try:
+        return _SCHEMES[s]
+    except KeyError:
+        known = ", ".join(sorted(_SCHEMES))
+        raise ValueError(f"scheme: unknown draft scheme {s!r}; registered: {known}") from None
+
+
+def schemes() -> list[str]:
+    """Names of all registered draft schemes, in registration order."""
+    return list(_SCHEMES)
+
+
+def rule(name: Union[str, Rule]) -> Rule:
+    """Return the registered :class:`Rule` called ``name`` (a :class:`Rule` is returned as is).
 
     >>> import spectheory
     >>> spectheory.rule("single").drafts.name
     'iid'
     """
+    if isinstance(name, Rule):
+        return name
     try:
         return _REGISTRY[name]
-    except KeyError:
+    except (KeyError, TypeError):
         known = ", ".join(sorted(_REGISTRY))
         raise ValueError(f"unknown rule {name!r}; registered rules: {known}") from None
 

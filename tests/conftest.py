@@ -1,7 +1,13 @@
-"""Test-wide configuration: float64 available, derandomized hypothesis."""
+"""Test-wide configuration: float64 available, derandomized hypothesis, and the shared test
+helpers (``tests/_*.py``) importable from every test folder (the folders mirror the package)."""
+
+import sys
+from pathlib import Path
 
 import jax
 from hypothesis import HealthCheck, settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 jax.config.update("jax_enable_x64", True)
 
