@@ -16,7 +16,8 @@ Public entry points:
   (sharded execution).
 """
 
-from spectheory._registry import DraftScheme, Rule, Verifier, VerifyResult, register, rule, rules
+from spectheory._registry import (ChainVerifier, DraftScheme, Rule, Verifier, VerifyResult, make_verifier, register,
+                                  rule, rules)
 from spectheory import drafts, verify, audit, models, testing, bounds, parallel, sampling, trees  # noqa: E402
 from spectheory import _builtin_rules  # noqa: E402,F401  (registers the built-in rules)
 from spectheory._generate import generate  # noqa: E402
@@ -24,10 +25,12 @@ from spectheory._generate import generate  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "ChainVerifier",
     "DraftScheme",
     "Rule",
     "Verifier",
     "VerifyResult",
+    "make_verifier",
     "register",
     "rule",
     "rules",
