@@ -87,11 +87,12 @@ def table_for(V, temperature, seed, mc_samples):
     rows = {k: [] for k in ("specinfer", "spectr", "alpha* (iid)", "rsd (MC)", "greedy = alpha* (greedy law)",
                             "spechub = alpha* (hub law)")}
     support = int(np.sum(q > 0))
+    distinct = [spectheory.rule(r).drafts for r in ("rsd", "greedy")]  # schemes drawing distinct tokens
     for n in NS:
         rows["specinfer"].append(f"{float(Vf.specinfer_acceptance(p, q, n)):.4f}")
         rows["spectr"].append(f"{float(Vf.spectr_acceptance(p, q, n)):.4f}")
         rows["alpha* (iid)"].append(f"{alpha_star_iid(p, q, n):.4f}")
-        if n <= support:
+        if all(s.supports(n, len(q)) and s.fan_out(n, support) == n for s in distinct):
             a, se = rsd_monte_carlo(p, q, n, mc_samples, seed=n)
             rows["rsd (MC)"].append(f"{a:.3f} ± {se:.3f}")
             rows["greedy = alpha* (greedy law)"].append(f"{float(Vf.greedy_acceptance(p, q, n)):.4f}")

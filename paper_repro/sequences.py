@@ -28,10 +28,11 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
+import spectheory  # noqa: E402
 from spectheory.audit import exact_chain, exact_tree  # noqa: E402
 from spectheory.models import TableLM  # noqa: E402
-from spectheory.trees import beam_tree, greedy_tree, gumbel_tree, iid_tree, tree_verify  # noqa: E402
-from spectheory.verify import block_with_uniforms, chain_with_uniforms  # noqa: E402
+from spectheory.trees import beam_tree, draft_tree, tree_verify  # noqa: E402
+from spectheory.verify import BLOCK, TOKEN, block_with_uniforms, chain_with_uniforms  # noqa: E402
 
 
 def motivating_example(gammas=range(2, 9)):
@@ -40,8 +41,8 @@ def motivating_example(gammas=range(2, 9)):
     print("1. Motivating example (Sun et al. 2025, Sec. 1), exact")
     print(f"{'gamma':>5} {'token':>10} {'block':>10} {'gain':>8} {'max_err(block)':>15}")
     for g in gammas:
-        t = exact_chain(target, draft, g, method="token")
-        b = exact_chain(target, draft, g, method="block")
+        t = exact_chain(target, draft, g, verifier=TOKEN)
+        b = exact_chain(target, draft, g, verifier=BLOCK)
         print(f"{g:>5} {t.expected_accepted:>10.6f} {b.expected_accepted:>10.6f} "
               f"{b.expected_accepted / t.expected_accepted - 1:>7.2%} {b.max_error:>15.2e}")
     print()
@@ -57,8 +58,8 @@ def random_toy(V, gammas, seeds=range(5), mix=0.5):
             target = TableLM.random(V, g + 1, seed=s)
             noise = TableLM.random(V, g, seed=1000 + s)
             draft = target.mix(noise, mix)
-            t = exact_chain(target, draft, g, method="token")
-            b = exact_chain(target, draft, g, method="block")
+            t = exact_chain(target, draft, g, verifier=TOKEN)
+            b = exact_chain(target, draft, g, verifier=BLOCK)
             tok.append(t.expected_accepted)
             blk.append(b.expected_accepted)
             err = max(err, t.max_error, b.max_error)
@@ -98,21 +99,23 @@ def synthetic_chains(V=64, gammas=range(2, 9), num=50_000, seed=0):
 
 # --- 4/5. Draft trees at equal numbers of nodes ---------------------------------------------
 
-# (label, builder, rule); the beam tree (RSD-S) of width W and depth D has W nodes per level,
-# like the fixed trees with branching (W, 1, ..., 1), so both have N = W * D nodes.
+# (label, tree, rule): the children of every node are drawn by the rule's own draft scheme
+# (``rule.drafts``): a fixed tree (``draft_tree``) or the stochastic-beam-search tree (RSD-S).
+# The beam tree of width W and depth D has W nodes per level, like the fixed trees with
+# branching (W, 1, ..., 1), so both have N = W * D nodes.
 TREE_METHODS = [
-    ("RSD-C", "gumbel", "rsd"),
+    ("RSD-C", "fixed", "rsd"),
     ("RSD-S", "beam", "rsd"),
-    ("SpecInfer", "iid", "specinfer"),
-    ("SpecTr", "iid", "spectr"),
-    ("greedy", "greedy", "greedy"),
+    ("SpecInfer", "fixed", "specinfer"),
+    ("SpecTr", "fixed", "spectr"),
+    ("greedy", "fixed", "greedy"),
 ]
 TREE_SHAPES = [(2, 2), (3, 2)]  # (W, D): N = W * D nodes (exact beam enumeration grows fast with D)
-CHAIN_METHODS = ["token", "block"]
+CHAIN_METHODS = {"token": TOKEN, "block": BLOCK}
 
 
-def _tree_kwargs(builder, W, D):
-    return dict(beam_width=W, depth=D) if builder == "beam" else dict(branching=(W,) + (1,) * (D - 1))
+def _tree_kwargs(tree, W, D):
+    return dict(beam_width=W, depth=D) if tree == "beam" else dict(branching=(W,) + (1,) * (D - 1))
 
 
 def random_toy_trees(V=3, shapes=TREE_SHAPES, seeds=range(3), mix=0.5):
@@ -132,12 +135,12 @@ def random_toy_trees(V=3, shapes=TREE_SHAPES, seeds=range(3), mix=0.5):
         for s in seeds:
             target = TableLM.random(V, N + 1, seed=s)
             draft = target.mix(TableLM.random(V, N, seed=1000 + s), mix)
-            for label, builder, rule in TREE_METHODS:
-                a = exact_tree(target, draft, rule, builder, **_tree_kwargs(builder, W, D))
+            for label, tree, rule in TREE_METHODS:
+                a = exact_tree(target, draft, rule, **_tree_kwargs(tree, W, D))
                 vals[label].append(a.expected_accepted)
                 err = max(err, a.max_error)
-            for c in CHAIN_METHODS:
-                a = exact_chain(target, draft, N, method=c)
+            for c, verifier in CHAIN_METHODS.items():
+                a = exact_chain(target, draft, N, verifier=verifier)
                 vals[f"chain {c}"].append(a.expected_accepted)
                 err = max(err, a.max_error)
         print(f"| {W} | {D} | {N} | " + " | ".join(f"{np.mean(vals[c]):.4f}" for c in cols) + f" | {err:.1e} |")
@@ -156,8 +159,9 @@ def _ctx_laws(V, D, rng, temperature=0.7, noise=0.5):
 
 
 def synthetic_trees(V=32, shapes=((2, 2), (4, 2)), num=20_000, seed=0):
-    """Monte Carlo with the jitted, vmapped builders and ``tree_verify`` (and ``chain`` /
-    ``block`` on chains of gamma = N drawn from the same laws): mean +- standard error."""
+    """Monte Carlo with the jitted, vmapped tree samplers (``draft_tree``, ``beam_tree``) and
+    ``tree_verify`` (and ``chain`` / ``block`` on chains of gamma = N drawn from the same
+    laws): mean +- standard error."""
     print(f"5. Draft trees vs chains at equal N, synthetic context-dependent laws (position, last token), "
           f"V = {V}, Monte Carlo with {num} calls per cell (mean +- s.e.)")
     print()
@@ -167,7 +171,6 @@ def synthetic_trees(V=32, shapes=((2, 2), (4, 2)), num=20_000, seed=0):
     rng = np.random.default_rng(seed)
     Dmax = max(max(W * D for W, D in shapes), max(D for _, D in shapes))
     P, Q = (jnp.asarray(a) for a in _ctx_laws(V, Dmax, rng))
-    builders = {"gumbel": gumbel_tree, "iid": iid_tree, "greedy": greedy_tree}
 
     def laws_at(L, prefixes):  # prefixes int32[M, t] -> L[t, last]
         t = prefixes.shape[1]
@@ -179,13 +182,14 @@ def synthetic_trees(V=32, shapes=((2, 2), (4, 2)), num=20_000, seed=0):
     for si, (W, D) in enumerate(shapes):
         N = W * D
         cells = []
-        for mi, (label, builder, rule) in enumerate(TREE_METHODS):
-            def one(key, builder=builder, rule=rule):
+        for mi, (label, kind, rule) in enumerate(TREE_METHODS):
+            def one(key, kind=kind, rule=rule):
                 kb, kv = jax.random.split(key)
-                if builder == "beam":
+                if kind == "beam":
                     tree, q = beam_tree(kb, log_q_fn, W, D, V)
                 else:
-                    tree, q = builders[builder](kb, log_q_fn, (W,) + (1,) * (D - 1), V)
+                    scheme = spectheory.rule(rule).drafts  # the children law the rule assumes
+                    tree, q = draft_tree(kb, scheme, log_q_fn, (W,) + (1,) * (D - 1), V)
                 # target law at every row: (depth, token of the node), root = (0, 0)
                 rows = jnp.concatenate([P[0, 0][None], P[tree.depth, tree.token]], axis=0)
                 return tree_verify(kv, tree, rows, q, rule).num_accepted

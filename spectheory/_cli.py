@@ -1,8 +1,13 @@
-"""Command-line interface: ``spectheory compare | rules | audit`` (also ``python -m spectheory``)."""
+"""Command-line interface: ``spectheory compare | rules | audit`` (also ``python -m spectheory``).
+
+Every command takes ``--plugin FILE`` (repeatable): a Python file imported first, e.g. one that
+registers a new rule with :func:`spectheory.register`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -78,7 +83,8 @@ def compare(args) -> int:
         for r in rule_objs:
             row = []
             for n in ns:
-                ok = r.supports(n, V) and (r.drafts.replacement or n <= support)
+                # a scheme drawing distinct tokens draws fewer than n from a smaller support
+                ok = r.supports(n, V) and r.drafts.fan_out(n, support) == n
                 if ok and r.verifier.host_only and support**n > 20_000:
                     ok = False
                 row.append(acceptance(r, p, q, n, num_samples=args.mc_samples) if ok else None)
@@ -109,12 +115,12 @@ def compare(args) -> int:
 
 
 def _bounds_rows():
-    """Optimal-acceptance rows (alpha* per draft law) when the bounds module provides them."""
-    import spectheory.bounds as b
-
-    if not hasattr(b, "optimal_acceptance"):
-        return []
+    """Optimal-acceptance rows: alpha* for every registered draft scheme whose set law has a
+    known family (``DraftScheme.family``); a row is blank where the scheme does not draw n."""
     import jax
+
+    import spectheory.bounds as b
+    from spectheory import drafts
 
     def make(scheme):
         def fn(p, q, n):
@@ -123,7 +129,8 @@ def _bounds_rows():
 
         return fn
 
-    return [(f"alpha* ({s})", make(s)) for s in ("iid", "without_replacement", "greedy")]
+    known = [drafts.scheme(name) for name in drafts.schemes()]
+    return [(f"alpha* ({s.name})", make(s)) for s in known if s.family is not None]
 
 
 def _plot(results, ns, out):
@@ -139,7 +146,7 @@ def _plot(results, ns, out):
             ys = [a.value for a in row if a is not None]
             if xs:
                 ax.plot(xs, ys, marker="o", label=rname)
-        for (label, vals), style in zip(bounds.items(), ["--", ":", "-."]):
+        for (label, vals), style in zip(bounds.items(), itertools.cycle(["--", ":", "-.", (0, (1, 3))])):
             xs = [n for n, v in zip(ns, vals) if v is not None]
             ys = [v for v in vals if v is not None]
             if xs:
@@ -179,11 +186,37 @@ def audit(args) -> int:
     return 0 if res.max_error <= 1e-12 else 1
 
 
+def _load_plugins(paths) -> None:
+    """Import user Python files (e.g. one that calls ``spectheory.register``) before a command
+    runs, so the rules and schemes they register are listed, compared and audited."""
+    import importlib.util
+
+    for path in paths or []:
+        f = Path(path)
+        if f.suffix != ".py" or not f.is_file():
+            raise SystemExit(f"error: --plugin: expected a Python file, got {path}")
+        name = f.stem
+        if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(f.resolve()):
+            continue  # already imported (registration happens once)
+        spec = importlib.util.spec_from_file_location(name, f.resolve())
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except ValueError as e:  # e.g. a name already registered
+            del sys.modules[name]
+            raise SystemExit(f"error: --plugin {path}: {e}")
+
+
 def main(argv=None) -> int:
     """Entry point of the ``spectheory`` command."""
     parser = argparse.ArgumentParser(prog="spectheory", description="Speculative-decoding theory and audits.")
+    plugin = argparse.ArgumentParser(add_help=False)
+    plugin.add_argument("--plugin", action="append", metavar="FILE",
+                        help="a Python file to import first, e.g. one registering a rule (repeatable)")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("compare", help="acceptance of every registered rule for n = 1..N, table + plot")
+    c = sub.add_parser("compare", parents=[plugin],
+                       help="acceptance of every registered rule for n = 1..N, table + plot")
     c.add_argument("--example", action="append", help="built-in example name (repeatable; default all)")
     c.add_argument("--p", help="target law p as .npy or .json")
     c.add_argument("--q", help="draft law q as .npy or .json")
@@ -192,9 +225,9 @@ def main(argv=None) -> int:
     c.add_argument("--mc-samples", type=int, default=20_000, help="Monte-Carlo runs where no exact route fits")
     c.add_argument("--out", default="compare.png", help="PNG plot path ('' to skip; default compare.png)")
     c.set_defaults(func=compare)
-    r = sub.add_parser("rules", help="list the registered rules")
+    r = sub.add_parser("rules", parents=[plugin], help="list the registered rules")
     r.set_defaults(func=list_rules)
-    a = sub.add_parser("audit", help="exact audit of one rule on p, q files")
+    a = sub.add_parser("audit", parents=[plugin], help="exact audit of one rule on p, q files")
     a.add_argument("rule")
     a.add_argument("--p", required=True)
     a.add_argument("--q", required=True)
@@ -203,6 +236,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "max_n", 1) < 1:
         parser.error("--max-n must be >= 1")
+    if args.plugin:
+        import spectheory  # noqa: F401  (the built-in rules first)
+
+        _load_plugins(args.plugin)
     return args.func(args)
 
 

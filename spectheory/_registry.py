@@ -16,6 +16,8 @@ construction. Chain verifiers (token by token, block) are :class:`ChainVerifier`
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Callable, NamedTuple, Optional, Union
 
 import jax
@@ -146,7 +148,8 @@ class Verifier(NamedTuple):
 
 def make_verifier(core: Callable, kernel: Callable, num_uniforms: Callable[[int], int], *,
                   n: Optional[int] = None, distinct: bool = False, check: Optional[Callable] = None,
-                  acceptance: Optional[Callable] = None, name: str = "verifier") -> Verifier:
+                  acceptance: Optional[Callable] = None, name: str = "verifier",
+                  host_only: bool = False) -> Verifier:
     r"""Build a :class:`Verifier` from a rule's mathematics.
 
     A rule is written as two pure functions of validated inputs, ``p, q: float[V]`` (one
@@ -163,8 +166,18 @@ def make_verifier(core: Callable, kernel: Callable, num_uniforms: Callable[[int]
     .. math:: \mathrm{verify}(k, p, q, \bar x) = \mathrm{verify\_with\_uniforms}
         (\mathrm{uniform}(k, (\mathrm{num\_uniforms}(n),)), p, q, \bar x),
 
-    so the identity holds by construction. Value checks run on concrete (eager) inputs only;
-    under ``jax.jit`` the core is called directly after the shape checks.
+    so the identity holds by construction (the uniforms are drawn in the inputs' floating
+    dtype, at least float32). Value checks run on concrete (eager) inputs only; under
+    ``jax.jit`` the core is called directly after the shape checks. The returned functions
+    carry the core's and the kernel's docstrings, so ``help(ver.verify_with_uniforms)`` shows
+    the rule.
+
+    With ``host_only=True`` the rule runs on the host (NumPy, e.g. an LP solver): the front
+    door refuses traced inputs with a ``TypeError``, runs the same value checks (caching the
+    checks of ``p, q`` per distinct pair, as a host loop calls it many times with the same
+    laws), and calls ``core(u float64[num_uniforms(n)], p, q, drafts int64[n])`` and
+    ``kernel(p, q, drafts)`` on NumPy arrays, ``p, q`` in their common floating dtype (at least
+    float32); ``verify`` draws the same uniforms from ``key`` as a JAX verifier would.
 
     Args:
       core: the uniform form ``core(u, p, q, drafts) -> VerifyResult`` (jit it yourself if you
@@ -177,10 +190,11 @@ def make_verifier(core: Callable, kernel: Callable, num_uniforms: Callable[[int]
       check: optional extra front-door check ``check(p, q, drafts)`` that raises
         ``ValueError``; it should skip values that are traced (``jax.core.Tracer``).
       acceptance: optional closed form ``acceptance(p, q, n)``.
-      name: used in error messages.
+      name: used in error messages and in the names of the returned functions.
+      host_only: the rule is NumPy code run on the host (see above).
 
     Returns:
-      :class:`Verifier` (``host_only`` false).
+      :class:`Verifier` (``host_only`` as given).
 
     >>> import jax, jax.numpy as jnp
     >>> from spectheory import VerifyResult
@@ -198,35 +212,156 @@ def make_verifier(core: Callable, kernel: Callable, num_uniforms: Callable[[int]
       The stateless transformation factory of optax (DeepMind et al., *The DeepMind JAX
       Ecosystem*, 2020) is the model for this design.
     """
+    if host_only:
+        front = functools.partial(_host_inputs, name, n, distinct, check)
+        verify_with_uniforms = _host_verify_with_uniforms(front, core, num_uniforms, name)
+        verify = _host_verify(verify_with_uniforms, num_uniforms, name)
+        kernel_fn = _host_kernel(front, kernel)
+    else:
+        front = functools.partial(_jax_inputs, n, distinct, check)
+        verify_with_uniforms = _jax_verify_with_uniforms(front, core, num_uniforms)
+        verify = _jax_verify(verify_with_uniforms, num_uniforms)
+        kernel_fn = _jax_kernel(front, kernel)
 
-    def front(p, q, drafts):
-        p, q, drafts = _v.check_position(p, q, drafts, n=n)
-        if distinct:
-            _v.check_distinct_drafts(q, drafts)
-        if check is not None:
-            check(p, q, drafts)
-        return p, q, drafts
+    _describe(verify_with_uniforms, name, "verify_with_uniforms",
+              "``verify_with_uniforms(u, p, q, drafts) -> VerifyResult`` with explicit uniforms "
+              "``u: float[num_uniforms(n)]`` in [0, 1).", core)
+    _describe(verify, name, "verify",
+              "``verify(key, p, q, drafts) -> VerifyResult``: ``verify_with_uniforms`` on "
+              "``jax.random.uniform(key, (num_uniforms(n),), dtype)``, ``dtype`` the inputs' "
+              "floating dtype (at least float32).", core)
+    _describe(kernel_fn, name, "kernel",
+              "``kernel(p, q, drafts) -> float[V]``, the exact law of the emitted token given the "
+              "drafts.", kernel)
+    return Verifier(verify=verify, kernel=kernel_fn, verify_with_uniforms=verify_with_uniforms,
+                    num_uniforms=num_uniforms, acceptance=acceptance, host_only=bool(host_only))
 
+
+def _describe(fn: Callable, name: str, attr: str, summary: str, source: Callable) -> None:
+    """Name ``fn`` ``<name>.<attr>`` and give it a docstring: ``summary`` then the rule's own
+    docstring (``source``), when it has one."""
+    fn.__name__ = attr
+    fn.__qualname__ = f"{name}.{attr}"
+    doc = f"{name}: {summary}\n\nBuilt by :func:`spectheory.make_verifier`."
+    own = inspect.getdoc(source)
+    if own:
+        doc += f" The rule:\n\n{own}"
+    fn.__doc__ = doc
+
+
+# --- the JAX front door (make_verifier) ---------------------------------------------------------
+
+def _jax_inputs(n, distinct, check, p, q, drafts):
+    p, q, drafts = _v.check_position(p, q, drafts, n=n)
+    if distinct:
+        _v.check_distinct_drafts(q, drafts)
+    if check is not None:
+        check(p, q, drafts)
+    return p, q, drafts
+
+
+def _num_drafts(drafts) -> int:
+    """Number of drafts of a (possibly invalid) draft array, at least 1 (the front door
+    reports the fault)."""
+    return max(int(np.shape(drafts)[0]) if np.ndim(drafts) else 0, 1)
+
+
+def _jax_verify_with_uniforms(front, core, num_uniforms):
     def verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
         p, q, drafts = front(p, q, drafts)
         u = _v.check_uniforms(uniforms, int(num_uniforms(int(drafts.shape[0])))).astype(p.dtype)
         return core(u, p, q, drafts)
 
+    return verify_with_uniforms
+
+
+def _jax_verify(verify_with_uniforms, num_uniforms):
     def verify(key, p, q, drafts) -> VerifyResult:
         dtype = _core.float_dtype(p, q)
-        m = int(np.shape(drafts)[0]) if np.ndim(drafts) else 0
-        u = jax.random.uniform(key, (int(num_uniforms(max(m, 1))),), dtype)
+        u = jax.random.uniform(key, (int(num_uniforms(_num_drafts(drafts))),), dtype)
         return verify_with_uniforms(u, p, q, drafts)
 
-    def kernel_fn(p, q, drafts) -> jax.Array:
-        p, q, drafts = front(p, q, drafts)
-        return kernel(p, q, drafts)
+    return verify
 
-    for fn, what in ((verify_with_uniforms, "with explicit uniforms"), (verify, "drawing its uniforms from key"),
-                     (kernel_fn, "exact law of the emitted token")):
-        fn.__doc__ = f"{name}: {what} (built by spectheory.make_verifier)."
-    return Verifier(verify=verify, kernel=kernel_fn, verify_with_uniforms=verify_with_uniforms,
-                    num_uniforms=num_uniforms, acceptance=acceptance)
+
+def _jax_kernel(front, kernel):
+    def kernel_fn(p, q, drafts) -> jax.Array:
+        return kernel(*front(p, q, drafts))
+
+    return kernel_fn
+
+
+# --- the host front door (make_verifier(..., host_only=True)) -----------------------------------
+
+def _refuse_traced(name: str, *xs) -> None:
+    if any(isinstance(x, jax.core.Tracer) for x in xs):
+        raise TypeError(f"{name}: a host-only verifier runs on the host (NumPy) and cannot be traced by "
+                        "jax.jit or jax.vmap; call it eagerly")
+
+
+@functools.lru_cache(maxsize=1024)
+def _host_laws_checked(p_bytes: bytes, p_dtype: str, q_bytes: bytes, q_dtype: str) -> None:
+    """The front door's checks of ``p, q`` (1-d, numeric), once per distinct pair (a failing
+    pair is not cached: it raises again)."""
+    p = _v.as_probs(np.frombuffer(p_bytes, dtype=p_dtype), "p")
+    q = _v.as_probs(np.frombuffer(q_bytes, dtype=q_dtype), "q")
+    _v.same_vocab(p, q)
+
+
+def _host_inputs(name, n, distinct, check, p, q, drafts):
+    """Validated host copies ``(p, q, drafts int64[n])``, ``p, q`` NumPy arrays in their common
+    floating dtype (at least float32): the same checks and messages as :func:`_jax_inputs`."""
+    _refuse_traced(name, p, q, drafts)
+    p_np, q_np, d = np.asarray(p), np.asarray(q), np.asarray(drafts)
+    if p_np.ndim == 1 and q_np.ndim == 1 and p_np.dtype.kind in "biuf" and q_np.dtype.kind in "biuf":
+        _host_laws_checked(np.ascontiguousarray(p_np).tobytes(), p_np.dtype.str,
+                           np.ascontiguousarray(q_np).tobytes(), q_np.dtype.str)
+        V = p_np.shape[0]
+        if not (d.dtype.kind in "iu" and d.ndim == 1 and d.size >= 1 and (n is None or d.size == n)
+                and d.min() >= 0 and d.max() < V):
+            _v.check_position(p, q, drafts, n=n)  # raises the front door's error
+    else:
+        _v.check_position(p, q, drafts, n=n)  # raises, or accepts what the fast path does not cover
+    dtype = np.result_type(p_np.dtype, q_np.dtype, np.float32)
+    p_np, q_np, d = p_np.astype(dtype), q_np.astype(dtype), d.astype(np.int64)
+    if distinct:
+        _v.check_distinct_drafts(q_np, d)
+    if check is not None:
+        check(p_np, q_np, d)
+    return p_np, q_np, d
+
+
+_host_uniforms = jax.jit(lambda key, count, dtype: jax.random.uniform(key, (count,), dtype), static_argnums=(1, 2))
+
+
+def _host_verify_with_uniforms(front, core, num_uniforms, name):
+    def verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
+        _refuse_traced(name, uniforms)
+        p, q, drafts = front(p, q, drafts)
+        count = int(num_uniforms(int(drafts.shape[0])))
+        u = np.asarray(uniforms)
+        if not (u.dtype.kind == "f" and u.shape == (count,) and np.all(u >= 0) and np.all(u < 1)):
+            _v.check_uniforms(uniforms, count)  # raises the front door's error
+        return core(u.astype(np.float64), p, q, drafts)
+
+    return verify_with_uniforms
+
+
+def _host_verify(verify_with_uniforms, num_uniforms, name):
+    def verify(key, p, q, drafts) -> VerifyResult:
+        _refuse_traced(name, key, p, q, drafts)
+        dtype = _core.float_dtype(np.asarray(p), np.asarray(q))  # arrays, not dtypes: no x64 warning
+        return verify_with_uniforms(_host_uniforms(key, int(num_uniforms(_num_drafts(drafts))), dtype), p, q, drafts)
+
+    return verify
+
+
+def _host_kernel(front, kernel):
+    def kernel_fn(p, q, drafts) -> np.ndarray:
+        p, q, drafts = front(p, q, drafts)
+        return np.asarray(kernel(p, q, drafts)).astype(p.dtype)
+
+    return kernel_fn
 
 
 class ChainVerifier(NamedTuple):

@@ -1,17 +1,23 @@
 """Test-local multi-draft rules for tree verification, written from THEORY.md Sec. 3 so that
-trees can be audited before the registry's multi-draft rules land. Not registered.
+trees are audited against verifier maths independent of the registry's rules. Not registered.
+
+Their draft schemes are the package's scheme objects (``spectheory.drafts.IID``,
+``WITHOUT_REPLACEMENT``, ``GREEDY``): a tree pairs with a node rule by scheme identity, so a
+test-local rule must carry the scheme the trees draw their children by. Only the *verifiers*
+below are test-local.
 
 * RRS with replacement (SpecInfer, Miao et al.): i.i.d. drafts.
 * RRS without replacement (RSD, Jeon et al.): ordered draws without replacement.
+* Greedy drafts (Hu et al. 2025).
 """
 
 import jax
 import jax.numpy as jnp
 
 from spectheory import _core
-from spectheory._registry import DraftScheme, Rule, Verifier, VerifyResult
-from spectheory.drafts import IID
-from spectheory.sampling import gumbel_top_k, plackett_luce_law
+from spectheory._registry import Rule, Verifier, VerifyResult
+from spectheory.drafts import GREEDY as GREEDY_SCHEME
+from spectheory.drafts import IID, WITHOUT_REPLACEMENT
 
 
 def _rrs(u, p, q, drafts, replacement):
@@ -63,16 +69,8 @@ def _verifier(replacement):
     )
 
 
-WOR = DraftScheme(
-    name="without_replacement",
-    sample=lambda key, q, n: gumbel_top_k(key, jnp.log(jnp.asarray(q)), n),
-    law=plackett_luce_law,
-    replacement=False,
-    max_n=lambda V: V,
-)
-
 RRS = Rule("test-rrs", IID, _verifier(True), description="RRS with replacement (test-local)")
-RSD = Rule("test-rsd", WOR, _verifier(False), description="RRS without replacement (test-local)")
+RSD = Rule("test-rsd", WITHOUT_REPLACEMENT, _verifier(False), description="RRS without replacement (test-local)")
 
 
 # * Greedy drafts (Hu et al. 2025, THEORY Sec. 3): T = the first n - 1 drafts (the most likely
@@ -104,19 +102,6 @@ def _greedy_kernel(p, q, drafts):
     return a * _core.one_hot(x, p.shape[-1], p.dtype) + (1 - a) * _core.normalize(r)
 
 
-def _greedy_sample(key, q, n):
-    from spectheory.trees._tree import _greedy_children
-    tok, _ = _greedy_children(key, jnp.log(jnp.asarray(q)), n)
-    return tok
-
-
-def _greedy_law(q, n):
-    from spectheory.audit import greedy_law
-    return greedy_law(q, n)
-
-
-GREEDY_SCHEME = DraftScheme(name="greedy", sample=_greedy_sample, law=_greedy_law, replacement=False,
-                            max_n=lambda V: V)
 GREEDY = Rule("test-greedy", GREEDY_SCHEME, Verifier(
     verify=lambda key, p, q, d: _greedy_with_uniforms(jax.random.uniform(key, (2,), _core.float_dtype(p, q)), p, q, d),
     kernel=_greedy_kernel,

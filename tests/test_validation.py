@@ -7,7 +7,7 @@ import pytest
 
 import spectheory
 from spectheory.audit import exact
-from spectheory.verify import chain, chain_from_logits, single_kernel, single_verify, single_verify_with_uniforms
+from spectheory.verify import SINGLE, chain, chain_from_logits
 
 P = np.array([0.5, 0.3, 0.2])
 Q = np.array([0.2, 0.3, 0.5])
@@ -32,24 +32,24 @@ D = np.array([1])
 )
 def test_bad_inputs(p, q, d, match):
     with pytest.raises(ValueError, match=match):
-        single_verify(jax.random.key(0), p, q, d)
+        SINGLE.verify(jax.random.key(0), p, q, d)
     with pytest.raises(ValueError, match=match):
-        single_kernel(p, q, d)
+        SINGLE.kernel(p, q, d)
 
 
 def test_bad_uniforms():
     with pytest.raises(ValueError, match="uniforms: expected shape"):
-        single_verify_with_uniforms(np.array([0.5]), P, Q, D)
+        SINGLE.verify_with_uniforms(np.array([0.5]), P, Q, D)
     with pytest.raises(ValueError, match=r"uniforms: values must lie in \[0, 1\)"):
-        single_verify_with_uniforms(np.array([0.5, 1.0]), P, Q, D)
+        SINGLE.verify_with_uniforms(np.array([0.5, 1.0]), P, Q, D)
 
 
 def test_float32_sum_tolerance_is_documented():
     # a float32 softmax over a large vocabulary does not sum to exactly 1; 1e-4 is allowed
     p = np.full(1000, 1e-3, np.float32) * np.float32(1 + 5e-5)
-    single_kernel(p, p, np.array([0]))
+    SINGLE.kernel(p, p, np.array([0]))
     with pytest.raises(ValueError, match="does not sum to 1"):
-        single_kernel(p * np.float32(1.01), p, np.array([0]))
+        SINGLE.kernel(p * np.float32(1.01), p, np.array([0]))
 
 
 def test_chain_shapes():
@@ -80,7 +80,7 @@ def test_audit_errors():
 def test_jit_path_skips_value_checks_but_never_nans():
     """Under jit only shapes are checked; legal edge cases still give finite results."""
     q = jnp.array([0.0, 0.0, 1.0])
-    K = jax.jit(single_kernel)(q, q, jnp.array([2]))
+    K = jax.jit(SINGLE.kernel)(q, q, jnp.array([2]))
     np.testing.assert_allclose(K, [0.0, 0.0, 1.0])
 
 

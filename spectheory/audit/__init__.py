@@ -2,8 +2,8 @@
 
 from spectheory.audit._exact import ExactAudit, exact, kernel_table
 from spectheory.audit._acceptance import AUTO_EXACT_LIMIT, Acceptance, acceptance
-from spectheory.audit._chain import ChainAudit, chain_methods, exact_chain, register_chain_method, sequence_error
-from spectheory.audit._tree import TreeAudit, exact_tree, greedy_law
+from spectheory.audit._chain import ChainAudit, exact_chain, sequence_error
+from spectheory.audit._tree import TreeAudit, exact_tree
 from spectheory.audit._chi_square import ChiSquareResult, chi_square, chi_square_test, sample_tokens
 
 __all__ = [
@@ -14,13 +14,10 @@ __all__ = [
     "exact",
     "kernel_table",
     "ChainAudit",
-    "chain_methods",
     "exact_chain",
-    "register_chain_method",
     "sequence_error",
     "TreeAudit",
     "exact_tree",
-    "greedy_law",
     "ChiSquareResult",
     "chi_square",
     "chi_square_test",

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from spectheory._registry import ChainVerifier
 from spectheory.models._table import TableLM
-from spectheory.verify._block import block_kernel
-from spectheory.verify._chain import chain_kernel
-
-#: Built-in methods: token-by-token verification and block verification (Sun et al. 2025).
-_CHAIN_METHODS: dict[str, Callable] = {"token": chain_kernel, "block": block_kernel}
-
-
-def register_chain_method(name: str, kernel: Callable) -> None:
-    """Make ``exact_chain(..., method=name)`` use ``kernel(p[g+1, V], q[g, V], drafts[g]) ->
-    float[g+1, V]``, the joint law of (number accepted, next token)."""
-    _CHAIN_METHODS[name] = kernel
-
-
-def chain_methods() -> list[str]:
-    """Names accepted by ``exact_chain(..., method=...)``."""
-    return list(_CHAIN_METHODS)
+from spectheory.verify._chain import TOKEN
 
 
 class ChainAudit(NamedTuple):
@@ -98,7 +84,7 @@ def sequence_error(target: TableLM, emitted: dict, length: int, *, prefix: Seque
     return float(max_err)
 
 
-def exact_chain(target: TableLM, draft: TableLM, gamma: int, method: str = "token",
+def exact_chain(target: TableLM, draft: TableLM, gamma: int, verifier: ChainVerifier = TOKEN, *,
                 prefix: Sequence[int] = ()) -> ChainAudit:
     r"""Exact audit of one call of chain verification between two :class:`TableLM`.
 
@@ -114,22 +100,38 @@ def exact_chain(target: TableLM, draft: TableLM, gamma: int, method: str = "toke
       target: the target model.
       draft: the draft model (same vocabulary).
       gamma: number of drafted tokens (>= 0).
-      method: a name from :func:`chain_methods` (``"token"``: token-by-token verification,
-        ``"block"``: block verification, :func:`spectheory.verify.block`).
+      verifier: the :class:`~spectheory.ChainVerifier` audited, e.g.
+        :data:`spectheory.verify.TOKEN` (token by token, the default) or
+        :data:`spectheory.verify.BLOCK` (block verification); its ``kernel`` gives the joint
+        law of (number accepted, next token) for each draft chain.
       prefix: the context both models condition on.
 
     Returns:
       :class:`ChainAudit`.
 
+    Raises:
+      ValueError: on a vocabulary mismatch, a bad ``gamma``, or a ``verifier`` that is not a
+        :class:`~spectheory.ChainVerifier`.
+
+    >>> from spectheory.verify import BLOCK
+    >>> target, draft = TableLM.context_free([0.5, 0.3, 0.2]), TableLM.context_free([0.2, 0.3, 0.5])
+    >>> a = exact_chain(target, draft, 2)  # alpha = sum min(p, q) = 0.7: E = 0.7 + 0.7**2
+    >>> round(a.expected_accepted, 12), a.max_error < 1e-12
+    (1.19, True)
+    >>> exact_chain(target, draft, 2, BLOCK).max_error < 1e-12
+    True
+
     References:
-      Leviathan et al. 2023 (arXiv 2211.17192).
+      Leviathan et al. 2023 (arXiv 2211.17192); Sun et al., Block Verification Accelerates
+      Speculative Decoding, ICLR 2025 (arXiv 2403.10444).
     """
+    if not isinstance(verifier, ChainVerifier):
+        raise ValueError(f"verifier: expected a spectheory.ChainVerifier (e.g. spectheory.verify.TOKEN or BLOCK), "
+                         f"got {verifier!r}")
     if target.vocab_size != draft.vocab_size:
         raise ValueError("target and draft must share the vocabulary")
     if isinstance(gamma, bool) or not isinstance(gamma, (int, np.integer)) or gamma < 0:
         raise ValueError(f"gamma: expected an int >= 0, got {gamma!r}")
-    if method not in _CHAIN_METHODS:
-        raise ValueError(f"method: unknown {method!r}; available: {', '.join(_CHAIN_METHODS)}")
     V = target.vocab_size
     prefix = tuple(int(t) for t in prefix)
     seqs = _draft_sequences(draft, prefix, gamma)
@@ -138,7 +140,7 @@ def exact_chain(target: TableLM, draft: TableLM, gamma: int, method: str = "toke
     P = np.stack([target.laws(prefix, s) for s, _ in seqs])
     Q = np.stack([draft.laws(prefix, s[:-1]) for s, _ in seqs]) if gamma else np.zeros((len(seqs), 0, V))
     with jax.enable_x64(True):
-        K = np.asarray(jax.jit(jax.vmap(_CHAIN_METHODS[method]))(jnp.asarray(P), jnp.asarray(Q), jnp.asarray(drafts)))
+        K = np.asarray(jax.jit(jax.vmap(verifier.kernel))(jnp.asarray(P), jnp.asarray(Q), jnp.asarray(drafts)))
     emitted: dict[tuple, float] = {}
     for m, (s, w) in enumerate(seqs):
         for k in range(gamma + 1):

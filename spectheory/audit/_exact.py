@@ -108,7 +108,8 @@ def _exact(rule: Rule, p, q, n: int) -> ExactAudit:
     if not rule.supports(n, V):
         raise ValueError(f"rule {rule.name!r} is not defined for n={n} drafts over V={V} tokens")
     p64 = np.asarray(p, dtype=np.float64)
-    tuples, probs = rule.drafts.law(np.asarray(q, dtype=np.float64), n)
+    # q at its own precision: the law checks it with that dtype's tolerance and computes in float64
+    tuples, probs = rule.drafts.law(np.asarray(q), n)
     K = kernel_table(rule.verifier.kernel, p64, q, tuples, host_only=rule.verifier.host_only)
     output = probs @ K
     member = np.zeros_like(K, dtype=bool)

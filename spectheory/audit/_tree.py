@@ -11,14 +11,10 @@ import numpy as np
 from spectheory._registry import Rule
 from spectheory.audit._chain import sequence_error
 from spectheory.audit._exact import kernel_table
-from spectheory.drafts._iid import iid_law
+from spectheory.drafts import WITHOUT_REPLACEMENT
 from spectheory.models._table import TableLM
 from spectheory.sampling._beam import sequence_law
-from spectheory.sampling._gumbel import plackett_luce_law
-from spectheory.trees._verify import _as_rule, check_scheme
-
-#: Builders :func:`exact_tree` can enumerate, with the children's law each one draws.
-BUILDERS = {"iid": "iid", "gumbel": "without_replacement", "greedy": "greedy", "beam": "without_replacement"}
+from spectheory.trees._verify import _as_rule
 
 
 class TreeAudit(NamedTuple):
@@ -36,49 +32,6 @@ class TreeAudit(NamedTuple):
     max_error: float
     emitted: dict
     num_trees: int
-
-
-def greedy_law(q, n: int) -> tuple[np.ndarray, np.ndarray]:
-    r"""Exact law of the greedy children drawn by :func:`spectheory.trees.greedy_tree`.
-
-    The ``n - 1`` most likely tokens (ties to the lower id) in decreasing order, then one draw
-    from :math:`q` restricted to the other tokens; when :math:`q` has at most ``n - 1`` tokens
-    of positive mass the tuple is those tokens (deterministic, shorter).
-
-    .. math:: Q(t_1, \dots, t_{n-1}, x) = \frac{q(x)}{1 - q(T)}, \quad x \notin T.
-
-    Args:
-      q: draft law, float[V]. n: number of children.
-
-    Returns:
-      ``(tuples int64[M, m], probs float64[M])``.
-
-    >>> t, w = greedy_law([0.2, 0.5, 0.3], 2)
-    >>> t.tolist(), [round(float(x), 4) for x in w]
-    ([[1, 0], [1, 2]], [0.4, 0.6])
-
-    References:
-      Hu et al., Towards Optimal Multi-draft Speculative Decoding, ICLR 2025
-      (arXiv 2502.18779).
-    """
-    q = np.asarray(q, dtype=np.float64)
-    order = np.argsort(-q, kind="stable")
-    top = [int(i) for i in order[: n - 1] if q[i] > 0]
-    rest = [i for i in np.flatnonzero(q > 0) if i not in top]
-    if len(top) < n - 1 or not rest:
-        return np.array([top], dtype=np.int64), np.array([1.0])
-    mass = q[rest].sum()
-    return (np.array([top + [int(i)] for i in rest], dtype=np.int64),
-            np.array([q[i] / mass for i in rest], dtype=np.float64))
-
-
-def _children_law(scheme: str, q, n: int):
-    support = int(np.sum(np.asarray(q) > 0))
-    if scheme == "iid":
-        return iid_law(q, n)
-    if scheme == "without_replacement":
-        return plackett_luce_law(q, min(n, support))
-    return greedy_law(q, n)
 
 
 class _Kernels:
@@ -115,8 +68,11 @@ def _add(out: dict, key: tuple, w: float) -> None:
     out[key] = out.get(key, 0.0) + float(w)
 
 
-def _fixed_tree_law(kern: _Kernels, scheme: str, branching: tuple) -> tuple[dict, int]:
-    """Emitted law for trees whose subtrees are drawn independently given their path."""
+def _fixed_tree_law(kern: _Kernels, branching: tuple, V: int) -> tuple[dict, int]:
+    """Emitted law for trees whose subtrees are drawn independently given their path, the
+    children of a node by the node rule's own scheme (``children_law``: fewer children where a
+    scheme drawing distinct tokens meets a smaller support)."""
+    scheme = kern.r.drafts
     D = len(branching)
     memo: dict = {}
     count = [0]
@@ -133,7 +89,11 @@ def _fixed_tree_law(kern: _Kernels, scheme: str, branching: tuple) -> tuple[dict
             memo[path] = out
             return out
         q = kern.draft.next_law(kern.prefix + path)
-        tuples, probs = _children_law(scheme, q, branching[d])
+        tuples, probs = scheme.children_law(q, branching[d])
+        m = int(tuples.shape[1])
+        if not kern.r.supports(m, V):
+            raise ValueError(f"branching: rule {kern.r.name!r} is not defined for {m} drafts over V={V} tokens, "
+                             f"but the node after {path} gets {m} children (branching[{d}] = {branching[d]})")
         count[0] += len(tuples)
         K = kern.table(path, tuples)
         for tup, w, row in zip(tuples, probs, K):
@@ -219,40 +179,51 @@ def _given_tree_law(kern: _Kernels, kids: dict, D: int) -> dict:
     return out
 
 
-def exact_tree(target: TableLM, draft: TableLM, node_rule: Union[str, Rule], builder: str, *,
+def exact_tree(target: TableLM, draft: TableLM, node_rule: Union[str, Rule], *,
                branching: Optional[Sequence[int]] = None, beam_width: Optional[int] = None,
                depth: Optional[int] = None, prefix: Sequence[int] = ()) -> TreeAudit:
     r"""Exact audit of one call of tree verification between two :class:`TableLM`.
 
-    Enumerates the law of the draft tree drawn by ``builder`` from ``draft`` and, for every
+    Enumerates the law of the draft tree whose children are drawn from ``draft`` by the node
+    rule's own draft scheme (``node_rule.drafts``, the law the rule assumes) and, for every
     tree, the exact law of the tokens :func:`spectheory.trees.tree_verify` emits with the
     node rule (its kernel at every node: descend into the child carrying the emitted token,
     else stop; a bonus token from the target at a leaf). Losslessness at sequence level: the
     emitted tokens continued by the target have the target's law on ``depth + 1`` tokens
     (see :func:`sequence_error`).
 
-    * ``"iid"``, ``"gumbel"``, ``"greedy"``: fixed per-level ``branching``; the children of a
-      node are drawn independently of the rest of the tree given its path, so the law is
-      enumerated node by node (i.i.d. law, Plackett-Luce law, greedy law).
-    * ``"beam"``: stochastic beam search of width ``beam_width`` and ``depth``; the tree is a
+    * ``branching`` (the trees of :func:`spectheory.trees.draft_tree`): fixed per-level
+      fan-outs; the children of a node are drawn independently of the rest of the tree given
+      its path, so the law is enumerated node by node with
+      :meth:`spectheory.DraftScheme.children_law`,
+
+      .. math:: P(\text{tree}) = \prod_{s} Q_{\text{scheme}}\big(\bar c(s) \mid
+          q(\cdot \mid s)\big);
+
+    * ``beam_width`` and ``depth`` (the tree of :func:`spectheory.trees.beam_tree`, RSD-S):
+      stochastic beam search, only for a rule drawing without replacement; the tree is a
       function of the Plackett-Luce ranking of complete sequences, enumerated until every
       level is decided (Kool et al. 2019).
 
     Args:
       target, draft: the models (same vocabulary).
-      node_rule: a :class:`spectheory.Rule` or registered name; checked against the
-        builder's children law (:func:`spectheory.trees.check_scheme`).
-      builder: ``"iid"``, ``"gumbel"``, ``"greedy"`` or ``"beam"``.
-      branching: per-level branching for the fixed builders.
-      beam_width, depth: for ``"beam"``.
+      node_rule: a :class:`spectheory.Rule` or registered name; its scheme draws the children
+        and needs a tree child sampler (``children``).
+      branching: per-level fan-outs ``(b_1, ..., b_D)``; or
+      beam_width, depth: the stochastic-beam-search tree.
       prefix: the context.
 
     Returns:
       :class:`TreeAudit`.
 
+    Raises:
+      ValueError: mismatched vocabularies, neither or both tree shapes given, a scheme without
+        ``children``, a beam search with a rule not drawing without replacement, or a node
+        with a number of children the rule is not defined for.
+
     >>> from spectheory.models import TableLM
     >>> t, d = TableLM.context_free([0.5, 0.5]), TableLM.context_free([0.9, 0.1])
-    >>> a = exact_tree(t, d, "single", "iid", branching=(1, 1))
+    >>> a = exact_tree(t, d, "single", branching=(1, 1))
     >>> round(a.expected_accepted, 12), a.max_error < 1e-15
     (0.96, True)
 
@@ -262,36 +233,47 @@ def exact_tree(target: TableLM, draft: TableLM, node_rule: Union[str, Rule], bui
     """
     if target.vocab_size != draft.vocab_size:
         raise ValueError("target and draft must share the vocabulary")
-    if builder not in BUILDERS:
-        raise ValueError(f"builder: expected one of {tuple(BUILDERS)}, got {builder!r}")
-    r = check_scheme(BUILDERS[builder], _as_rule(node_rule))
+    r = _as_rule(node_rule)
+    s = r.drafts
+    beam = beam_width is not None or depth is not None
+    if beam == (branching is not None):
+        raise ValueError("branching: give either branching (fixed fan-outs) or beam_width and depth "
+                         "(stochastic beam search), not both or neither")
+    if s.children is None:
+        raise ValueError(f"node_rule: rule {r.name!r} assumes draft scheme {s.name!r}, which has no tree child "
+                         "sampler (children is None): no draft tree draws its children by that law")
     V = target.vocab_size
     prefix = tuple(int(t) for t in prefix)
     kern = _Kernels(r, target, draft, prefix)
     with jax.enable_x64(True):
-        if builder == "beam":
+        if beam:
             if beam_width is None or depth is None:
-                raise ValueError("builder 'beam' needs beam_width and depth")
+                raise ValueError("beam_width: the beam-search tree needs both beam_width and depth")
+            if s.name != WITHOUT_REPLACEMENT.name:
+                raise ValueError(
+                    f"node_rule: the stochastic-beam-search tree draws its children without replacement "
+                    f"(scheme {WITHOUT_REPLACEMENT.name!r}), but rule {r.name!r} assumes draft scheme {s.name!r}")
             W, D = int(beam_width), int(depth)
             trees = _beam_trees(draft, prefix, W, D)
             for kids, _ in trees:
                 for m in {len(c) for c in kids.values()}:
                     if not r.supports(m, V):
-                        raise ValueError(f"rule {r.name!r} is not defined for {m} drafts over V={V} tokens")
+                        raise ValueError(f"beam_width: rule {r.name!r} is not defined for {m} drafts over "
+                                         f"V={V} tokens")
             emitted: dict = {}
             for kids, pr in trees:
                 for key, w in _given_tree_law(kern, kids, D).items():
                     _add(emitted, key, pr * w)
             count = len(trees)
         else:
-            if branching is None:
-                raise ValueError(f"builder {builder!r} needs branching")
-            branching = tuple(int(b) for b in branching)
-            for b in set(branching):
-                if not r.supports(b, V) and not (builder != "iid" and any(r.supports(m, V) for m in range(1, b))):
-                    raise ValueError(f"rule {r.name!r} is not defined for {b} drafts over V={V} tokens")
+            try:
+                branching = tuple(int(b) for b in branching)
+            except (TypeError, ValueError):
+                raise ValueError(f"branching: expected a sequence of positive ints, got {branching!r}") from None
+            if not branching or min(branching) < 1:
+                raise ValueError(f"branching: expected a non-empty sequence of positive ints, got {branching!r}")
             D = len(branching)
-            emitted, count = _fixed_tree_law(kern, BUILDERS[builder], branching)
+            emitted, count = _fixed_tree_law(kern, branching, V)
     expected = float(sum(w * (len(k) - 1) for k, w in emitted.items()))
     err = sequence_error(target, emitted, D + 1, prefix=prefix)
     return TreeAudit(expected, err, emitted, count)

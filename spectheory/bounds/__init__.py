@@ -1,6 +1,7 @@
 """Optimal acceptance bounds, exact LP audits, speed models and vocabulary trimming.
 
-* :func:`optimal_acceptance` — α* for i.i.d., without-replacement and greedy drafts (pure JAX,
+* :func:`optimal_acceptance` — α* for any draft scheme whose set law is i.i.d., without
+  replacement or greedy (``DraftScheme.family``; a scheme object or registered name; pure JAX,
   batched, jit-clean) with the optimal dual set as certificate; :func:`all_in_probability`.
 * :func:`subset_bound` and :func:`lp_acceptance` — the independent references for any
   enumerated draft law: brute force over subsets, and the transport LP (POT or cvxpy).
@@ -11,7 +12,7 @@
 """
 
 from spectheory.bounds._lp import LPAcceptance, collapse_draft_sets, lp_acceptance
-from spectheory.bounds._optimal import SCHEMES, OptimalAcceptance, all_in_probability, optimal_acceptance
+from spectheory.bounds._optimal import OptimalAcceptance, all_in_probability, optimal_acceptance
 from spectheory.bounds._speed import (
     OptimalGamma,
     expected_tokens_per_call,
@@ -25,7 +26,6 @@ from spectheory.bounds._vocabtrim import trim_draft, trimmed_acceptance, trimmed
 
 __all__ = [
     # optimal acceptance
-    "SCHEMES",
     "OptimalAcceptance",
     "optimal_acceptance",
     "all_in_probability",

@@ -5,8 +5,9 @@ verifier is (Hu et al. 2025, dual of the optimal-transport LP)
 
     α*(p, Q) = min over H ⊆ V of [ p(H) + 1 − Q(all drafts lie in H) ].
 
-For the three draft schemes handled here the minimising ``H`` can be found without enumerating
-subsets:
+A draft scheme (a :class:`spectheory.DraftScheme` or its registered name) enters through the
+family of its draft *set*, ``scheme.family``; for the three families handled here the minimising
+``H`` can be found without enumerating subsets:
 
 * ``"iid"``: ``H`` is a threshold set ``{p < μ q}`` and, by convex conjugacy of ``Q ↦ Q^n``, the
   best threshold minimises a one-dimensional function of ``μ`` that is bounded on any interval
@@ -17,21 +18,25 @@ subsets:
   or blocks of the order for large vocabularies);
 * ``"greedy"``: closed form.
 
-Everything below is pure JAX; the public function validates eagerly and the core is traceable
-under ``jit``/``vmap`` with ``n``, ``scheme`` and ``num_nodes`` static.
+Everything below is pure JAX; the public functions resolve the scheme to its family string and
+validate eagerly, and the cores are traceable under ``jit``/``vmap`` with ``n``, the family
+string and ``num_nodes`` static.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from typing import NamedTuple
+from typing import NamedTuple, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from spectheory import _registry
+from spectheory import drafts as _drafts  # noqa: F401  (registers the built-in schemes)
+from spectheory._registry import DraftScheme
 from spectheory._validation import as_probs, check_n, is_concrete, same_vocab
 from spectheory.bounds._race import (
     _BLOCKED_MIN_V,
@@ -48,13 +53,12 @@ from spectheory.bounds._race import (
 
 __all__ = [
     "OptimalAcceptance",
-    "SCHEMES",
     "optimal_acceptance",
     "all_in_probability",
 ]
 
-#: Draft schemes understood by :func:`optimal_acceptance`.
-SCHEMES = ("iid", "without_replacement", "greedy")
+#: Set-law families (``DraftScheme.family``) with a known optimal acceptance.
+_FAMILIES = ("iid", "without_replacement", "greedy")
 
 
 class OptimalAcceptance(NamedTuple):
@@ -76,10 +80,25 @@ class OptimalAcceptance(NamedTuple):
 # ----------------------------------------------------------------------------------------------
 
 
-def _check_scheme(scheme) -> str:
-    if scheme not in SCHEMES:
-        raise ValueError(f"scheme: expected one of {SCHEMES}, got {scheme!r}")
-    return scheme
+def _resolve_family(scheme) -> tuple[DraftScheme, str]:
+    """Resolve a draft scheme (object or registered name) to ``(scheme, family)``."""
+    try:
+        s = _registry.scheme(scheme)
+    except TypeError:
+        raise ValueError(f"scheme: expected a DraftScheme or a registered scheme name, got {scheme!r}") from None
+    if s.family not in _FAMILIES:
+        raise ValueError(f"scheme: draft scheme {s.name!r} has set-law family {s.family!r}; the optimal acceptance "
+                         f"is known for the families {_FAMILIES}")
+    return s, s.family
+
+
+def _check_family_n(s: DraftScheme, family: str, n, V: int, support) -> int:
+    """``n`` for the scheme: distinct-token families need ``n <= support``, and the scheme
+    itself must draw ``n`` drafts over ``V`` tokens (e.g. SpecHub's hub drafts: ``n = 2``)."""
+    n = check_n(n, "n", V=V, replacement=family == "iid", support=support)
+    if not s.supports(n, V):
+        raise ValueError(f"n: draft scheme {s.name!r} does not draw n={n} drafts over V={V} tokens")
+    return n
 
 
 def _check_num_nodes(num_nodes):
@@ -111,15 +130,14 @@ def _broadcast_pq(p, q):
 
 
 def _validate(p, q, n, scheme, num_nodes=None):
-    scheme = _check_scheme(scheme)
+    s, family = _resolve_family(scheme)
     p = as_probs(p, "p", ndim=None)
     q = as_probs(q, "q", ndim=None)
     V = same_vocab(p, q)
-    replacement = scheme == "iid"
-    support = None if replacement else _min_support(q)
-    n = check_n(n, "n", V=V, replacement=replacement, support=support)
+    support = None if family == "iid" else _min_support(q)
+    n = _check_family_n(s, family, n, V, support)
     num_nodes = _check_num_nodes(num_nodes)
-    return p, q, n, scheme, num_nodes
+    return p, q, n, family, num_nodes
 
 
 # ----------------------------------------------------------------------------------------------
@@ -444,7 +462,8 @@ def _sorted_group(p, q, n, scheme, num_nodes):
     return value, before(m)
 
 
-def optimal_acceptance(p, q, n: int, scheme: str = "iid", *, num_nodes: int | None = None) -> OptimalAcceptance:
+def optimal_acceptance(p, q, n: int, scheme: Union[str, DraftScheme] = "iid", *,
+                       num_nodes: int | None = None) -> OptimalAcceptance:
     r"""Optimal acceptance rate α* of any lossless verifier for ``n`` drafts from ``q``.
 
     By duality of the optimal-transport LP (Hu et al. 2025),
@@ -453,8 +472,10 @@ def optimal_acceptance(p, q, n: int, scheme: str = "iid", *, num_nodes: int | No
 
         \alpha^*(p, Q) = \min_{H \subseteq [V]} \Big[\, p(H) + 1 - Q(x_1, \dots, x_n \in H) \Big],
 
-    and for the schemes below an optimal ``H`` is a prefix of the tokens sorted by
-    :math:`p(x)/q(x)` ascending (tokens with :math:`q(x) = 0` last), so
+    and for the set-law families below (``scheme.family`` of the draft scheme, so e.g.
+    SpecHub's ``"hub"`` scheme, whose draft set has the greedy ``n = 2`` law, is bounded as
+    ``"greedy"``) an optimal ``H`` is a prefix of the tokens sorted by :math:`p(x)/q(x)`
+    ascending (tokens with :math:`q(x) = 0` last), so
 
     .. math::
 
@@ -524,10 +545,12 @@ def optimal_acceptance(p, q, n: int, scheme: str = "iid", *, num_nodes: int | No
       p: target law, float[..., V].
       q: draft law, float[..., V]; leading axes broadcast against ``p``.
       n: number of drafts (static). Without replacement and greedy need
-        ``n <= #{q > 0}`` in every row.
-      scheme: one of ``"iid"``, ``"without_replacement"``, ``"greedy"`` (static).
-      num_nodes: quadrature nodes for ``"without_replacement"`` with ``n >= 3`` (static);
-        default 64 in float64 and 24 in float32.
+        ``n <= #{q > 0}`` in every row, and the scheme must draw ``n`` drafts
+        (``scheme.supports(n, V)``).
+      scheme: a :class:`spectheory.DraftScheme` or a registered name (static), dispatched on
+        its ``family``: ``"iid"``, ``"without_replacement"`` or ``"greedy"``.
+      num_nodes: quadrature nodes for the ``"without_replacement"`` family with ``n >= 3``
+        (static); default 64 in float64 and 24 in float32.
 
     Returns:
       :class:`OptimalAcceptance` with ``value`` float[...] and ``certificate`` bool[..., V]:
@@ -537,9 +560,10 @@ def optimal_acceptance(p, q, n: int, scheme: str = "iid", *, num_nodes: int | No
       16 ulp of the optimum).
 
     Raises:
-      ValueError: (eager calls) bad shapes, NaN/negative entries or rows not summing to one,
-        an unknown scheme, or ``n`` larger than the support of ``q`` for the schemes that
-        draw distinct tokens.
+      ValueError: bad shapes, an unknown scheme or one whose ``family`` is ``None`` or
+        unknown, an ``n`` the scheme does not draw; and (eager calls) NaN/negative entries,
+        rows not summing to one, or ``n`` larger than the support of ``q`` for the families
+        that draw distinct tokens.
 
     Example:
       >>> import jax.numpy as jnp
@@ -550,6 +574,9 @@ def optimal_acceptance(p, q, n: int, scheme: str = "iid", *, num_nodes: int | No
       >>> res = optimal_acceptance(p, q, 2, "without_replacement")
       >>> round(float(res.value), 6), res.certificate.tolist()
       (0.985714, [False, True, True])
+      >>> from spectheory.drafts import GREEDY, HUB  # scheme objects; the hub set law is greedy
+      >>> float(optimal_acceptance(p, q, 2, HUB).value) == float(optimal_acceptance(p, q, 2, GREEDY).value)
+      True
 
     References:
       Hu, Zheng, Viswanathan, Chen, Rossi, Wu, Manocha, Huang. Towards Optimal Multi-draft
@@ -588,7 +615,8 @@ def _all_in_core(q, H, n, scheme, num_nodes):
     return _race_all_in(jnp.sum(pi, 0), lam, t, wt, T)
 
 
-def all_in_probability(q, H, n: int, scheme: str = "iid", *, num_nodes: int | None = None) -> jax.Array:
+def all_in_probability(q, H, n: int, scheme: Union[str, DraftScheme] = "iid", *,
+                       num_nodes: int | None = None) -> jax.Array:
     r"""Probability that all ``n`` drafts of a scheme lie in the token set ``H``.
 
     .. math::
@@ -610,11 +638,16 @@ def all_in_probability(q, H, n: int, scheme: str = "iid", *, num_nodes: int | No
       q: draft law, float[..., V].
       H: token set, bool[..., V] (broadcast against ``q``).
       n: number of drafts (static).
-      scheme: ``"iid"``, ``"without_replacement"`` or ``"greedy"`` (static).
-      num_nodes: quadrature nodes for ``"without_replacement"`` (static).
+      scheme: a :class:`spectheory.DraftScheme` or a registered name (static), dispatched on
+        its ``family``: ``"iid"``, ``"without_replacement"`` or ``"greedy"``.
+      num_nodes: quadrature nodes for the ``"without_replacement"`` family (static).
 
     Returns:
       float[...] probabilities.
+
+    Raises:
+      ValueError: as :func:`optimal_acceptance` (unknown scheme or family, bad ``n``), or an
+        ``H`` whose last axis is not ``V``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -629,16 +662,16 @@ def all_in_probability(q, H, n: int, scheme: str = "iid", *, num_nodes: int | No
     References:
       Hu et al. Towards Optimal Multi-draft Speculative Decoding. ICLR 2025, arXiv:2502.18779.
     """
-    scheme = _check_scheme(scheme)
+    s, family = _resolve_family(scheme)
     q = as_probs(q, "q", ndim=None)
     Harr = jnp.asarray(H) if is_concrete(H) else H
     if Harr.ndim == 0 or Harr.shape[-1] != q.shape[-1]:
         raise ValueError(f"H: expected a mask with last axis {q.shape[-1]}, got shape {tuple(Harr.shape)}")
-    support = None if scheme == "iid" else _min_support(q)
-    n = check_n(n, "n", V=q.shape[-1], replacement=scheme == "iid", support=support)
+    support = None if family == "iid" else _min_support(q)
+    n = _check_family_n(s, family, n, q.shape[-1], support)
     num_nodes = _check_num_nodes(num_nodes)
     lead = jnp.broadcast_shapes(q.shape[:-1], Harr.shape[:-1])
     V = q.shape[-1]
     qf = jnp.broadcast_to(q.astype(jnp.result_type(q.dtype, jnp.float32)), lead + (V,)).reshape(-1, V)
     Hf = jnp.broadcast_to(Harr.astype(bool), lead + (V,)).reshape(-1, V)
-    return _all_in_core(qf, Hf, n, scheme, num_nodes).reshape(lead)
+    return _all_in_core(qf, Hf, n, family, num_nodes).reshape(lead)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Union
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from spectheory._validation import as_probs, check_n, is_concrete, same_vocab
+from spectheory._registry import DraftScheme
+from spectheory._validation import as_probs, is_concrete, same_vocab
 from spectheory.bounds._optimal import (
     _broadcast_pq,
+    _check_family_n,
     _check_num_nodes,
-    _check_scheme,
     _optimal_core,
+    _resolve_family,
 )
 
 __all__ = ["trim_draft", "trimmed_acceptance", "trimmed_optimal_acceptance"]
@@ -170,7 +174,7 @@ def trimmed_acceptance(p, q, ms, frequency=None) -> jax.Array:
     return out[..., 0] if scalar else out
 
 
-def trimmed_optimal_acceptance(p, q, n: int, ms, scheme: str = "iid", frequency=None, *,
+def trimmed_optimal_acceptance(p, q, n: int, ms, scheme: Union[str, DraftScheme] = "iid", frequency=None, *,
                                num_nodes: int | None = None) -> jax.Array:
     r"""Optimal ``n``-draft acceptance α* of the trimmed drafter, for each kept size ``m``.
 
@@ -187,7 +191,8 @@ def trimmed_optimal_acceptance(p, q, n: int, ms, scheme: str = "iid", frequency=
       q: draft law, float[..., V].
       n: number of drafts (static).
       ms: kept vocabulary sizes, int or int[M].
-      scheme: ``"iid"``, ``"without_replacement"`` or ``"greedy"`` (static).
+      scheme: a :class:`spectheory.DraftScheme` or a registered name (static), dispatched on
+        its ``family`` (``"iid"``, ``"without_replacement"`` or ``"greedy"``).
       frequency: optional frequencies, float[..., V]; default: each row of ``q`` ranks itself.
       num_nodes: quadrature nodes (see :func:`optimal_acceptance`).
 
@@ -208,13 +213,13 @@ def trimmed_optimal_acceptance(p, q, n: int, ms, scheme: str = "iid", frequency=
     References:
       Goel et al. VocabTrim. 2025, arXiv:2506.22694; Hu et al. ICLR 2025, arXiv:2502.18779.
     """
-    scheme = _check_scheme(scheme)
+    s, family = _resolve_family(scheme)
     num_nodes = _check_num_nodes(num_nodes)
     p, q, freq, ms_arr, scalar, lead = _prepare(p, q, frequency, ms)
     V = q.shape[-1]
-    n = check_n(n, "n", V=V, replacement=scheme == "iid")
+    n = _check_family_n(s, family, n, V, None)
     kept = _rank_order(freq)
-    if scheme != "iid" and is_concrete(q) and is_concrete(ms_arr) and q.size:
+    if family != "iid" and is_concrete(q) and is_concrete(ms_arr) and q.size:
         for m in np.asarray(ms_arr):
             s = int(np.min(np.sum(np.asarray(kept(jnp.int32(m)) & (q > 0)), axis=-1)))
             if s < n:
@@ -225,7 +230,7 @@ def trimmed_optimal_acceptance(p, q, n: int, ms, scheme: str = "iid", frequency=
 
     def one(m):
         qm, Z = _trim(q, kept(m))
-        val, _ = _optimal_core(pf, qm.reshape(-1, V), n, scheme, num_nodes)
+        val, _ = _optimal_core(pf, qm.reshape(-1, V), n, family, num_nodes)
         return jnp.where(Z.reshape(-1) > 0, val, 0).reshape(lead)
 
     out = jnp.moveaxis(lax.map(one, ms_arr), 0, -1)

@@ -13,20 +13,80 @@ from spectheory._registry import DraftScheme
 
 
 def greedy_top(q, n: int) -> jax.Array:
-    """The deterministic part of greedy drafts: the ``n - 1`` largest entries of ``q``.
+    r"""The deterministic part of greedy drafts: the ``n - 1`` largest entries of ``q``.
+
+    .. math:: T = \operatorname{arg\,top}_{n-1}\, q
 
     Ties are broken towards the lower token id; the order is decreasing ``q``.
 
     Args:
-      q: draft law, float[V].
+      q: draft law (or log-law: the order is the same), float[V].
       n: number of drafts (static); returns ``n - 1`` ids.
 
     Returns:
       int32[n - 1].
+
+    >>> import jax.numpy as jnp
+    >>> greedy_top(jnp.array([0.3, 0.1, 0.3, 0.3]), 3).tolist()
+    [0, 2]
+
+    References:
+      Hu et al., Towards Optimal Multi-draft Speculative Decoding, ICLR 2025
+      (arXiv 2502.18779).
     """
     if n <= 1:
         return jnp.zeros((0,), jnp.int32)
     return jax.lax.top_k(q, n - 1)[1].astype(jnp.int32)
+
+
+def greedy_children(key: jax.Array, logq: jax.Array, b: int) -> tuple[jax.Array, jax.Array]:
+    r"""Greedy children of a tree node from its log draft law: the tree form of
+    :func:`greedy_sample`.
+
+    The ``b - 1`` most likely tokens :math:`T` (decreasing :math:`q`, ties to the lower id),
+    then one draw from the rest:
+
+    .. math:: X \sim q'(x) = \frac{q(x)\,[x \notin T]}{1 - q(T)}.
+
+    When ``q`` has ``m < b`` tokens of positive mass the valid children are those ``m``
+    tokens in decreasing order (``valid`` marks the prefix; the law is
+    ``greedy_law(q, m)``, a point mass); the other slots hold token 0. Never raises on values
+    (jit-clean for static ``b``).
+
+    Args:
+      key: a ``jax.random`` key (used for the last draw only).
+      logq: float[V] log-probabilities (``-inf`` for tokens of zero mass).
+      b: fan-out (static).
+
+    Returns:
+      ``(tokens int32[b], valid bool[b])``.
+
+    >>> import jax, jax.numpy as jnp
+    >>> tok, ok = greedy_children(jax.random.key(0), jnp.log(jnp.array([0.2, 0.0, 0.8])), 3)
+    >>> tok.tolist(), ok.tolist()
+    ([2, 0, 0], [True, True, False])
+
+    References:
+      Hu et al., Towards Optimal Multi-draft Speculative Decoding, ICLR 2025
+      (arXiv 2502.18779).
+    """
+    V = logq.shape[-1]
+    m = min(b - 1, V)
+    if m > 0:
+        top_vals, top = jax.lax.top_k(logq, m)
+        rest = logq.at[top].set(-jnp.inf)
+    else:
+        top_vals, top = jnp.zeros((0,), logq.dtype), jnp.zeros((0,), jnp.int32)
+        rest = logq
+    has_rest = jnp.any(rest > -jnp.inf)
+    last = jax.random.categorical(key, jnp.where(has_rest, rest, 0.0)).astype(jnp.int32)
+    tok = jnp.concatenate([top.astype(jnp.int32), last[None]])[:b]
+    valid = jnp.concatenate([top_vals > -jnp.inf, has_rest[None]])[:b]
+    if tok.shape[0] < b:
+        pad = b - tok.shape[0]
+        tok = jnp.concatenate([tok, jnp.zeros((pad,), jnp.int32)])
+        valid = jnp.concatenate([valid, jnp.zeros((pad,), bool)])
+    return jnp.where(valid, tok, 0).astype(jnp.int32), valid
 
 
 def greedy_sample(key: jax.Array, q: jax.Array, n: int) -> jax.Array:
@@ -36,6 +96,8 @@ def greedy_sample(key: jax.Array, q: jax.Array, n: int) -> jax.Array:
     lower id), the tuple is :math:`(T_1, \dots, T_{n-1}, X)` with
 
     .. math:: X \sim q'(x) = \frac{q(x)\,[x \notin T]}{1 - q(T)}.
+
+    The same draws as :func:`greedy_children` on ``log q`` for the same key.
 
     Args:
       key: a ``jax.random`` key.
@@ -63,22 +125,19 @@ def greedy_sample(key: jax.Array, q: jax.Array, n: int) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames="n")
 def _sample_core(key, q, n):
-    top = greedy_top(q, n)
-    rest = jnp.ones(q.shape, bool).at[top].set(False)
-    logq = jnp.where(rest & (q > 0), jnp.log(jnp.where(q > 0, q, 1)), -jnp.inf)
-    x = jax.random.categorical(key, logq.astype(jnp.result_type(q.dtype, jnp.float32)))
-    return jnp.concatenate([top, x[None].astype(jnp.int32)])
-
-
-def _greedy_top_np(q: np.ndarray, n: int) -> np.ndarray:
-    return np.argsort(-q, kind="stable")[: n - 1]
+    dt = jnp.result_type(q.dtype, jnp.float32)
+    return greedy_children(key, jnp.log(q.astype(dt)), n)[0]
 
 
 def greedy_law(q, n: int) -> tuple[np.ndarray, np.ndarray]:
     r"""Exact law of greedy drafts (host side, float64).
 
     .. math::
-        Q(T_1, \dots, T_{n-1}, x) = \frac{q(x)}{1 - q(T)}, \qquad x \notin T,\ q(x) > 0.
+        Q(T_1, \dots, T_{n-1}, x) = \frac{q(x)}{1 - q(T)}, \qquad x \notin T,\ q(x) > 0,
+
+    with :math:`T` the ``n - 1`` most likely tokens (decreasing ``q``, ties to the lower id).
+    For the children of a tree node, whose fan-out may exceed the support of ``q``, use
+    ``GREEDY.children_law(q, n)`` (``greedy_law(q, min(n, support))``).
 
     Args:
       q: draft law, float[V].
@@ -88,11 +147,20 @@ def greedy_law(q, n: int) -> tuple[np.ndarray, np.ndarray]:
       ``(tuples int64[M, n], probs float64[M])`` with ``M = #{x : q(x) > 0} - n + 1``.
 
     Raises:
-      ValueError: if ``n`` exceeds the support of ``q``.
+      ValueError: if ``q`` is not a probability vector or ``n`` exceeds its support.
+
+    >>> t, w = greedy_law([0.2, 0.5, 0.3], 2)
+    >>> t.tolist(), [round(float(x), 4) for x in w]
+    ([[1, 0], [1, 2]], [0.4, 0.6])
+
+    References:
+      Hu et al., Towards Optimal Multi-draft Speculative Decoding, ICLR 2025
+      (arXiv 2502.18779).
     """
+    _v.as_probs(np.asarray(q), "q")  # checks at q's own precision (float32 sums are looser)
     q = np.asarray(q, dtype=np.float64)
     n = _v.check_n(n, V=q.shape[-1], replacement=False, support=int(np.sum(q > 0)))
-    top = _greedy_top_np(q, n)
+    top = np.argsort(-q, kind="stable")[: n - 1]
     rest = np.ones(q.shape[-1], bool)
     rest[top] = False
     last = np.flatnonzero(rest & (q > 0))
@@ -105,6 +173,8 @@ GREEDY = DraftScheme(
     name="greedy",
     sample=greedy_sample,
     law=greedy_law,
+    children=greedy_children,
+    family="greedy",
     min_n=1,
     max_n=lambda V: V,
     replacement=False,

@@ -72,9 +72,22 @@ def hub_law(q, n: int = 2) -> tuple[np.ndarray, np.ndarray]:
 
     Returns:
       ``(tuples int64[M, 2], probs float64[M])``, ``M = 2 (#{x : q(x) > 0} - 1)``.
+
+    Raises:
+      ValueError: if ``q`` is not a probability vector, ``n != 2``, or ``q`` has fewer than
+        two tokens of positive mass.
+
+    >>> t, w = hub_law([0.2, 0.5, 0.3], 2)
+    >>> t.tolist(), [round(float(x), 4) for x in w]
+    ([[0, 1], [2, 1], [1, 0], [1, 2]], [0.2, 0.3, 0.2, 0.3])
+
+    References:
+      Sun, Zhou, Chen, Sun. SpecHub: Provable Acceleration to Multi-Draft Speculative
+      Decoding, EMNLP 2024 (arXiv 2411.05289).
     """
     if n != 2:
         raise ValueError(f"n: hub drafts are defined for n = 2 only, got {n}")
+    _v.as_probs(np.asarray(q), "q")  # checks at q's own precision (float32 sums are looser)
     q = np.asarray(q, dtype=np.float64)
     _v.check_n(n, V=q.shape[-1], replacement=False, support=int(np.sum(q > 0)))
     a = int(np.argmax(q))
@@ -90,8 +103,12 @@ HUB = DraftScheme(
     name="hub",
     sample=hub_sample,
     law=hub_law,
+    children=None,  # a tree node's fan-out may exceed its support; the hub law needs two tokens
+    family="greedy",  # the draft *set* {a, z} has the law of greedy drafts with n = 2
     min_n=2,
     max_n=lambda V: min(V, 2),
     replacement=False,
 )
-"""SpecHub's hub drafts (``n = 2``): one draft is always the most likely token of ``q``."""
+"""SpecHub's hub drafts (``n = 2``): one draft is always the most likely token of ``q``; its draft
+set has the greedy ``n = 2`` law (``family="greedy"``), and trees cannot carry it
+(``children=None``)."""

@@ -8,16 +8,46 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from spectheory import _validation as _v
 from spectheory._registry import DraftScheme
 
-#: Largest number of draft tuples :func:`enumerate_law` will list.
+#: Largest number of draft tuples the enumerated draft laws (``*_law``) will list.
 MAX_LAW_SIZE = 2_000_000
+
+
+def iid_children(key: jax.Array, logq: jax.Array, b: int) -> tuple[jax.Array, jax.Array]:
+    r"""Draw ``b`` i.i.d. children from a log draft law: the tree form of :func:`iid_sample`.
+
+    .. math:: c_1, \dots, c_b \overset{iid}{\sim} q = \exp(\log q)
+
+    Never raises on values (jit-clean for static ``b``); every child is valid.
+
+    Args:
+      key: a ``jax.random`` key.
+      logq: float[V] log-probabilities (``-inf`` for tokens of zero mass).
+      b: number of children (static).
+
+    Returns:
+      ``(tokens int32[b], valid bool[b])`` with ``valid`` all true.
+
+    >>> import jax, jax.numpy as jnp
+    >>> tok, ok = iid_children(jax.random.key(0), jnp.log(jnp.array([0.0, 1.0])), 3)
+    >>> tok.tolist(), ok.tolist()
+    ([1, 1, 1], [True, True, True])
+
+    References:
+      Miao et al., SpecInfer, ASPLOS 2024 (arXiv 2305.09781) (i.i.d. children of a token tree).
+    """
+    tok = jax.random.categorical(key, logq, shape=(b,)).astype(jnp.int32)
+    return tok, jnp.ones((b,), bool)
 
 
 def iid_sample(key: jax.Array, q: jax.Array, n: int) -> jax.Array:
     r"""Draw ``n`` i.i.d. drafts from ``q``.
 
     .. math:: x_1, \dots, x_n \overset{iid}{\sim} q
+
+    The same draws as :func:`iid_children` on ``log q`` for the same key.
 
     Args:
       key: a ``jax.random`` key.
@@ -27,12 +57,20 @@ def iid_sample(key: jax.Array, q: jax.Array, n: int) -> jax.Array:
     Returns:
       int32[n] token ids.
 
+    Raises:
+      ValueError: (eagerly) if ``q`` is not a probability vector or ``n`` is not a positive int.
+
     >>> import jax, jax.numpy as jnp
     >>> iid_sample(jax.random.key(0), jnp.array([0.0, 1.0]), 3).tolist()
     [1, 1, 1]
+
+    References:
+      Leviathan, Kalman, Matias 2023 (arXiv 2211.17192); Miao et al., SpecInfer
+      (arXiv 2305.09781).
     """
-    logq = jnp.log(jnp.asarray(q))
-    return jax.random.categorical(key, logq, shape=(n,)).astype(jnp.int32)
+    q = _v.as_probs(q, "q")
+    n = _v.check_n(n)
+    return iid_children(key, jnp.log(q), n)[0]
 
 
 def _check_law_size(support: int, n: int) -> None:
@@ -57,9 +95,19 @@ def iid_law(q, n: int) -> tuple[np.ndarray, np.ndarray]:
       ``M = |supp q|^n``.
 
     Raises:
-      ValueError: if ``M`` exceeds :data:`MAX_LAW_SIZE`.
+      ValueError: if ``q`` is not a probability vector, ``n`` is not a positive int, or ``M``
+        exceeds :data:`MAX_LAW_SIZE`.
+
+    >>> t, w = iid_law([0.25, 0.75], 2)
+    >>> t.tolist(), w.tolist()
+    ([[0, 0], [0, 1], [1, 0], [1, 1]], [0.0625, 0.1875, 0.1875, 0.5625])
+
+    References:
+      Miao et al., SpecInfer (arXiv 2305.09781); Sun et al., SpecTr (arXiv 2310.15141).
     """
+    _v.as_probs(np.asarray(q), "q")  # checks at q's own precision (float32 sums are looser)
     q = np.asarray(q, dtype=np.float64)
+    n = _v.check_n(n)
     support = np.flatnonzero(q > 0)
     _check_law_size(len(support), n)
     tuples = np.array(list(itertools.product(support, repeat=n)), dtype=np.int64).reshape(-1, n)
@@ -67,5 +115,6 @@ def iid_law(q, n: int) -> tuple[np.ndarray, np.ndarray]:
     return tuples, probs
 
 
-IID = DraftScheme(name="iid", sample=iid_sample, law=iid_law, min_n=1, replacement=True)
+IID = DraftScheme(name="iid", sample=iid_sample, law=iid_law, children=iid_children, family="iid",
+                  min_n=1, replacement=True)
 """The i.i.d. draft scheme (SpecInfer, SpecTr, single-draft speculative sampling)."""

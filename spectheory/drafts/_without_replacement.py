@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import itertools
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +11,50 @@ import numpy as np
 from spectheory import _validation as _v
 from spectheory._registry import DraftScheme
 from spectheory.drafts._iid import MAX_LAW_SIZE
+
+
+def without_replacement_children(key: jax.Array, logq: jax.Array, b: int) -> tuple[jax.Array, jax.Array]:
+    r"""Draw up to ``b`` distinct children from a log draft law by Gumbel-top-``b``: the tree
+    form of :func:`without_replacement_sample`.
+
+    With :math:`g_x` i.i.d. Gumbel(0, 1) (one per token, ``jax.random.gumbel(key, (V,))``),
+    the children are the indices of the largest :math:`\log q(x) + g_x` over the tokens of
+    positive mass, in decreasing order:
+
+    .. math:: (c_1, \dots, c_m) = \operatorname{arg\,top}_m\big(\log q(x) + g_x\big),
+        \qquad m = \min(b, \#\{x : q(x) > 0\}).
+
+    When ``q`` has fewer than ``b`` tokens of positive mass the ``m`` valid children come
+    first (``valid``) and have the law ``without_replacement_law(q, m)``; the other slots
+    hold token 0. Never raises on values (jit-clean for static ``b``).
+
+    Args:
+      key: a ``jax.random`` key.
+      logq: float[V] log-probabilities (``-inf`` for tokens of zero mass).
+      b: fan-out (static).
+
+    Returns:
+      ``(tokens int32[b], valid bool[b])``.
+
+    >>> import jax, jax.numpy as jnp
+    >>> tok, ok = without_replacement_children(jax.random.key(0), jnp.log(jnp.array([0.5, 0.0, 0.5])), 3)
+    >>> sorted(tok[:2].tolist()), ok.tolist()
+    ([0, 2], [True, True, False])
+
+    References:
+      Kool, van Hoof, Welling. Stochastic Beams and Where to Find Them: The Gumbel-Top-k
+      Trick for Sampling Sequences Without Replacement, ICML 2019 (arXiv 1903.06059);
+      Jeon et al., Recursive Speculative Decoding (arXiv 2402.14160), RSD-C.
+    """
+    V = logq.shape[-1]
+    g = jax.random.gumbel(key, (V,), logq.dtype)
+    vals, tok = jax.lax.top_k(jnp.where(logq > -jnp.inf, logq + g, -jnp.inf), min(b, V))
+    valid = vals > -jnp.inf
+    tok = jnp.where(valid, tok, 0).astype(jnp.int32)
+    if b > V:
+        tok = jnp.concatenate([tok, jnp.zeros((b - V,), jnp.int32)])
+        valid = jnp.concatenate([valid, jnp.zeros((b - V,), bool)])
+    return tok, valid
 
 
 def without_replacement_sample(key: jax.Array, q: jax.Array, n: int) -> jax.Array:
@@ -23,6 +66,8 @@ def without_replacement_sample(key: jax.Array, q: jax.Array, n: int) -> jax.Arra
 
     .. math::
         Q(x_1, \dots, x_n) = \prod_{j=1}^{n} \frac{q(x_j)}{1 - \sum_{i<j} q(x_i)}.
+
+    The same draws as :func:`without_replacement_children` on ``log q`` for the same key.
 
     Args:
       key: a ``jax.random`` key.
@@ -52,29 +97,44 @@ def without_replacement_sample(key: jax.Array, q: jax.Array, n: int) -> jax.Arra
 @functools.partial(jax.jit, static_argnames="n")
 def _sample_core(key, q, n):
     dt = jnp.result_type(q.dtype, jnp.float32)
-    g = jax.random.gumbel(key, q.shape, dt) + jnp.log(q.astype(dt))
-    return jax.lax.top_k(g, n)[1].astype(jnp.int32)
+    return without_replacement_children(key, jnp.log(q.astype(dt)), n)[0]
 
 
 def without_replacement_law(q, n: int) -> tuple[np.ndarray, np.ndarray]:
-    r"""Exact law of ``n`` ordered draws without replacement from ``q`` (host side, float64).
+    r"""Exact law of ``n`` ordered draws without replacement from ``q`` (host side, float64):
+    the Plackett-Luce law, also the law of Gumbel-top-``n``
+    (:func:`spectheory.sampling.gumbel_top_k`).
 
     .. math::
         Q(x_1, \dots, x_n) = \prod_{j=1}^{n} \frac{q(x_j)}{1 - \sum_{i<j} q(x_i)}
         \quad (x_i \text{ distinct}).
 
+    Each denominator is computed as the mass of the tokens not yet drawn (a sum over them, not
+    one minus a running sum), which keeps the law accurate when a few tokens hold almost all
+    the mass.
+
     Args:
-      q: draft law, float[V].
+      q: draft law, float[V] (a probability vector).
       n: number of drafts, at most the number of tokens with ``q > 0``.
 
     Returns:
       ``(tuples int64[M, n], probs float64[M])`` over the ``M = S!/(S-n)!`` ordered tuples of
-      distinct tokens of the support (size ``S``) of ``q``.
+      distinct tokens of the support (size ``S``) of ``q``, in lexicographic order of the
+      support's token ids.
 
     Raises:
-      ValueError: if ``n`` exceeds the support of ``q`` or ``M`` exceeds
-        :data:`spectheory.drafts.MAX_LAW_SIZE`.
+      ValueError: if ``q`` is not a probability vector, ``n`` exceeds the support of ``q``,
+        or ``M`` exceeds :data:`spectheory.drafts.MAX_LAW_SIZE`.
+
+    >>> t, w = without_replacement_law([0.5, 0.3, 0.2], 2)
+    >>> len(t), round(float(w.sum()), 12), t[0].tolist(), round(float(w[0]), 12)
+    (6, 1.0, [0, 1], 0.3)
+
+    References:
+      Plackett, The analysis of permutations (1975); Luce, Individual Choice Behavior (1959);
+      Kool et al., ICML 2019 (arXiv 1903.06059), Sec. 2.
     """
+    _v.as_probs(np.asarray(q), "q")  # checks at q's own precision (float32 sums are looser)
     q = np.asarray(q, dtype=np.float64)
     support = np.flatnonzero(q > 0)
     n = _v.check_n(n, V=q.shape[-1], replacement=False, support=len(support))
@@ -86,10 +146,22 @@ def without_replacement_law(q, n: int) -> tuple[np.ndarray, np.ndarray]:
             f"the draft law has {count} tuples, above the enumeration limit {MAX_LAW_SIZE}; "
             "use a smaller vocabulary or fewer drafts"
         )
-    tuples = np.array(list(itertools.permutations(support, n)), dtype=np.int64).reshape(-1, n)
-    qt = q[tuples]
-    before = np.concatenate([np.zeros((len(tuples), 1)), np.cumsum(qt, axis=1)[:, :-1]], axis=1)
-    probs = np.prod(qt / (1.0 - before), axis=1)
+    # level by level over the distinct prefixes (drawn tokens as positions in the support):
+    # the mass left before a draw is summed over the remaining tokens, not 1 - (mass drawn),
+    # so the law stays accurate when a few tokens hold almost all the mass
+    qs = q[support]
+    prefix = np.zeros((1, 0), np.int64)
+    remaining = np.ones((1, len(support)), bool)
+    probs = np.ones(1)
+    for j in range(n):
+        left = np.where(remaining, qs[None, :], 0.0).sum(axis=1)
+        rows, cols = np.nonzero(remaining)  # row-major: prefixes in order, then the next token
+        probs = probs[rows] * qs[cols] / left[rows]
+        prefix = np.concatenate([prefix[rows], cols[:, None]], axis=1)
+        if j + 1 < n:
+            remaining = remaining[rows]
+            remaining[np.arange(len(rows)), cols] = False
+    tuples = support[prefix].astype(np.int64).reshape(-1, n)
     return tuples, probs
 
 
@@ -97,6 +169,8 @@ WITHOUT_REPLACEMENT = DraftScheme(
     name="without_replacement",
     sample=without_replacement_sample,
     law=without_replacement_law,
+    children=without_replacement_children,
+    family="without_replacement",
     min_n=1,
     max_n=lambda V: V,
     replacement=False,

@@ -1,17 +1,16 @@
-"""Gumbel-top-k: sampling without replacement and its Plackett-Luce law."""
+"""Gumbel-top-k: sampling without replacement and its Plackett-Luce law.
+
+The enumerated Plackett-Luce law of ``k`` ordered draws is the law of the without-replacement
+draft scheme, :func:`spectheory.drafts.without_replacement_law`.
+"""
 
 from __future__ import annotations
-
-import itertools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from spectheory import _validation as _v
-
-#: Largest number of ordered tuples :func:`plackett_luce_law` will list.
-MAX_LAW_SIZE = 2_000_000
 
 
 def _check_k(k, V: int) -> int:
@@ -76,7 +75,8 @@ def gumbel_top_k(key, logits, k: int) -> jax.Array:
 
     Same as :func:`gumbel_top_k_with_gumbels` with
     ``gumbels = jax.random.gumbel(key, logits.shape, dtype)``. The ordered result has the
-    Plackett-Luce law (:func:`plackett_luce_log_prob`):
+    Plackett-Luce law (:func:`plackett_luce_log_prob`; enumerated by
+    :func:`spectheory.drafts.without_replacement_law`):
 
     .. math:: P(i_1, \dots, i_k) = \prod_{j=1}^{k} \frac{w_{i_j}}{1 - \sum_{l<j} w_{i_l}},
         \qquad w = \mathrm{softmax}(\ell).
@@ -131,46 +131,3 @@ def plackett_luce_log_prob(logits, indices) -> jax.Array:
     used = jnp.concatenate([jnp.zeros((1,), w.dtype), jnp.cumsum(w[indices])[:-1]])
     rest = jnp.maximum(1 - used, 0)
     return jnp.sum(sel - jnp.log(jnp.where(rest > 0, rest, 1)))
-
-
-def plackett_luce_law(probs, k: int) -> tuple[np.ndarray, np.ndarray]:
-    r"""Exact law of ``k`` ordered draws without replacement from ``probs`` (host, float64).
-
-    .. math:: Q(i_1..i_k) = \prod_{j=1}^{k} \frac{w_{i_j}}{1 - \sum_{l<j} w_{i_l}}
-
-    computed by sequential enumeration, only over tokens of positive probability. Its format is
-    that of :attr:`spectheory.DraftScheme.law`, so it can serve as the law of a
-    without-replacement draft scheme in the exact audits.
-
-    Args:
-      probs: float[V], a probability vector.
-      k: number of draws, at most the support size of ``probs``.
-
-    Returns:
-      ``(tuples int64[M, k], probs float64[M])``.
-
-    >>> t, w = plackett_luce_law([0.5, 0.3, 0.2], 2)
-    >>> len(t), round(float(w.sum()), 12)
-    (6, 1.0)
-
-    References:
-      Kool et al., ICML 2019 (arXiv 1903.06059), Sec. 2.
-    """
-    w = np.asarray(probs, dtype=np.float64)
-    _v.as_probs(w, "probs")
-    support = [int(i) for i in np.flatnonzero(w > 0)]
-    k = _check_k(k, len(w))
-    if k > len(support):
-        raise ValueError(f"k={k} exceeds the support size {len(support)} of probs")
-    count = int(np.prod(np.arange(len(support) - k + 1, len(support) + 1, dtype=np.float64)))
-    if count > MAX_LAW_SIZE:
-        raise ValueError(f"the law has {count} ordered tuples, above the enumeration limit {MAX_LAW_SIZE}")
-    tuples, out = [], []
-    for t in itertools.permutations(support, k):
-        pr, rest = 1.0, 1.0
-        for i in t:
-            pr *= w[i] / rest
-            rest -= w[i]
-        tuples.append(t)
-        out.append(pr)
-    return np.array(tuples, dtype=np.int64).reshape(-1, k), np.array(out, dtype=np.float64)

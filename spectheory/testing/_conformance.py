@@ -10,7 +10,7 @@ import numpy as np
 
 from spectheory import _core
 from spectheory import _validation as _v
-from spectheory._registry import DraftScheme, Rule, Verifier, VerifyResult
+from spectheory._registry import DraftScheme, Rule, VerifyResult, make_verifier
 from spectheory.audit._chi_square import ChiSquareResult, chi_square_test
 from spectheory.drafts import IID, scheme as _scheme
 
@@ -142,10 +142,24 @@ def check_lossless(fn: Callable, p, q, n: int, *, drafts="iid", noise="key", ker
 
 # --- a deliberately wrong multi-draft verifier, for demonstrating the audits -----------------
 
-def _naive_with_uniforms(uniforms, p, q, drafts):
-    p, q, drafts = _v.check_position(p, q, drafts)
+@jax.jit
+def _naive_core(u, p, q, drafts) -> VerifyResult:
+    r"""The WRONG rule with explicit noise: every candidate tested on its own.
+
+    Candidate :math:`x_j` passes iff :math:`u_{j-1}\, q(x_j) < p(x_j)` (the single-draft
+    test, with the *same* target ``p`` for every candidate); the first passing candidate is
+    emitted, else the inverse-CDF draw with :math:`u_n` from :math:`\mathrm{norm}((p - q)_+)`.
+    Lossless only for ``n = 1``: for ``n >= 2`` a token with :math:`p < q` gets several chances.
+
+    Args:
+      u: float[n + 1]. p, q: float[V]. drafts: int[n].
+
+    >>> import jax.numpy as jnp
+    >>> p, q = jnp.array([0.5, 0.5]), jnp.array([1.0, 0.0])
+    >>> int(naive_independent_verifier.verify_with_uniforms(jnp.array([0.2, 0.9, 0.5]), p, q, jnp.array([0, 0])).token)
+    0
+    """
     n = drafts.shape[0]
-    u = jnp.asarray(uniforms).astype(p.dtype)
     ok = _core.accepts(u[:n], p[drafts], q[drafts])
     first = jnp.argmax(ok)
     any_ok = jnp.any(ok)
@@ -154,8 +168,19 @@ def _naive_with_uniforms(uniforms, p, q, drafts):
                         jnp.where(any_ok, first, -1).astype(jnp.int32))
 
 
-def _naive_kernel(p, q, drafts):
-    p, q, drafts = _v.check_position(p, q, drafts)
+@jax.jit
+def _naive_kernel(p, q, drafts) -> jax.Array:
+    r"""Exact law of the WRONG rule's token given the drafts.
+
+    .. math::
+        K(y \mid \bar x) = \sum_j \Big[\prod_{i<j}(1 - a_i)\Big] a_j\,\delta_{x_j}(y)
+        + \Big[\prod_j (1 - a_j)\Big]\,\mathrm{norm}\big((p - q)_+\big)(y),
+        \qquad a_j = \min\big(1, p(x_j)/q(x_j)\big).
+
+    >>> import jax.numpy as jnp  # two drafts of token 0 with p(0) = 0.5 < q(0) = 1: 0.75 > p(0)
+    >>> naive_independent_verifier.kernel(jnp.array([0.5, 0.5]), jnp.array([1.0, 0.0]), jnp.array([0, 0])).tolist()
+    [0.75, 0.25]
+    """
     a = _core.accept_prob(p[drafts], q[drafts])
     before = jnp.concatenate([jnp.ones((1,), p.dtype), jnp.cumprod(1 - a)])
     first = before[:-1] * a
@@ -163,13 +188,7 @@ def _naive_kernel(p, q, drafts):
     return K + before[-1] * _core.normalize(_core.residual_weights(p, q))
 
 
-naive_independent_verifier = Verifier(
-    verify=lambda key, p, q, drafts: _naive_with_uniforms(
-        jax.random.uniform(key, (jnp.shape(drafts)[0] + 1,), _core.float_dtype(p, q)), p, q, drafts),
-    kernel=_naive_kernel,
-    verify_with_uniforms=_naive_with_uniforms,
-    num_uniforms=lambda n: n + 1,
-)
+naive_independent_verifier = make_verifier(_naive_core, _naive_kernel, lambda n: n + 1, name="naive-independent")
 """A deliberately WRONG verifier: it tests each i.i.d. candidate independently with the
 single-draft probability ``min(1, p(x)/q(x))`` and falls back to ``norm((p - q)+)``. It is
 lossless only for ``n = 1``; for ``n >= 2`` it over-emits tokens with ``p < q``. Use it to see

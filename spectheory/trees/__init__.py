@@ -1,30 +1,32 @@
 """Draft trees and tree verification.
 
 * :class:`DraftTree`: a draft tree as static arrays (parent, depth, token, children table),
-  usable under ``jit``/``vmap``; built on the host (:func:`tree_from_parents`) or drawn from a
-  draft model by :func:`iid_tree` (SpecInfer/SpecTr), :func:`gumbel_tree` (RSD-C),
-  :func:`beam_tree` (RSD-S) and :func:`greedy_tree`;
+  usable under ``jit``/``vmap``, carrying the :class:`spectheory.DraftScheme` its children
+  are drawn by; built on the host (:func:`tree_from_parents`), drawn from a draft model by
+  :func:`draft_tree` (any scheme with a tree child sampler: i.i.d. for SpecInfer/SpecTr,
+  without replacement for RSD-C, greedy for Hu et al. 2025) or :func:`beam_tree` (RSD-S);
+* :func:`children_table`: the one routine building a tree's children table from its parent
+  array (batched, jit-clean); :func:`grow_tree`: the one level-by-level growth routine,
+  batched over rows, with a caller-supplied ``expand`` (a lookup, or a tree-mode draft-model
+  call in generation);
 * :func:`tree_verify`: a registered one-position rule at every node, checked against the
-  children's law (:func:`check_pairing`); :func:`tree_kernel` is its exact law for a fixed
+  children's scheme (:func:`check_pairing`); :func:`tree_kernel` is its exact law for a fixed
   tree, and :func:`spectheory.audit.exact_tree` audits it at sequence level.
 """
 
 from spectheory.trees._tree import (
-    SCHEMES,
     DraftTree,
     beam_tree,
-    greedy_tree,
-    gumbel_tree,
-    iid_tree,
+    children_table,
+    draft_tree,
+    grow_tree,
     node_paths,
     table_laws,
     tree_from_parents,
 )
 from spectheory.trees._verify import (
-    SCHEME_NAMES,
     TreeResult,
     check_pairing,
-    check_scheme,
     tree_kernel,
     tree_num_uniforms,
     tree_verify,
@@ -32,19 +34,16 @@ from spectheory.trees._verify import (
 )
 
 __all__ = [
-    "SCHEMES",
     "DraftTree",
     "beam_tree",
-    "greedy_tree",
-    "gumbel_tree",
-    "iid_tree",
+    "children_table",
+    "draft_tree",
+    "grow_tree",
     "node_paths",
     "table_laws",
     "tree_from_parents",
-    "SCHEME_NAMES",
     "TreeResult",
     "check_pairing",
-    "check_scheme",
     "tree_kernel",
     "tree_num_uniforms",
     "tree_verify",

@@ -1,17 +1,19 @@
-"""Draft trees as static arrays, and the builders that draw them from a draft model."""
+"""Draft trees as static arrays: the children table, level-by-level growth, and the builders
+that draw trees from a draft model."""
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from spectheory import _registry
+from spectheory import _validation as _v
+from spectheory import drafts as _drafts  # noqa: F401  (registers the built-in schemes)
+from spectheory._registry import DraftScheme
 from spectheory.sampling._beam import stochastic_beam_search_with_gumbels
-
-#: Child-law tags a tree can carry (see :class:`DraftTree`).
-SCHEMES = ("iid", "without_replacement", "greedy")
 
 
 class DraftTree(NamedTuple):
@@ -21,7 +23,8 @@ class DraftTree(NamedTuple):
     drafted token; its path from the root is the draft sequence it stands for. Rows of the
     per-node law arrays ``p``/``q`` passed to the verifier are indexed by *row* = node + 1,
     row 0 being the root. Slots are in level order (all depth-1 nodes first); unused slots
-    (``valid`` false) carry token 0, parent -1, depth 0 and no children.
+    (``valid`` false) carry token 0, parent -1, depth 0 and no children. A batch of trees
+    (from :func:`grow_tree`, or ``vmap``) has one more leading axis on every array.
 
     Attributes:
       token: the drafted token of each node.  # shape=(N,), dtype=int32
@@ -30,14 +33,15 @@ class DraftTree(NamedTuple):
       depth: number of drafted tokens on the path, 1 for root children, 0 for unused slots.
         # shape=(N,), dtype=int32
       children: ``children[r]`` lists the node indices of the children of row ``r`` (row 0:
-        the root, row ``i + 1``: node ``i``) in *draft order*, i.e. the order of the
-        multi-draft tuple the node rule is given; padded with -1.  # shape=(N+1, B), dtype=int32
+        the root, row ``i + 1``: node ``i``) in increasing node index, which is *draft order*
+        (the order of the multi-draft tuple the node rule is given) for every builder; padded
+        with -1 (see :func:`children_table`).  # shape=(N+1, width), dtype=int32
       num_children: number of children of each row.  # shape=(N+1,), dtype=int32
       valid: whether the slot holds a node.  # shape=(N,), dtype=bool
-      scheme: static tag of the children's joint law given their parent, which the node rule
-        must assume: ``"iid"`` (i.i.d. from the parent's draft law: SpecInfer, SpecTr),
-        ``"without_replacement"`` (ordered draws without replacement: RSD-C, RSD-S) or
-        ``"greedy"`` (top ``n - 1`` tokens then one draw from the rest: Hu et al. 2025).
+      scheme: the :class:`spectheory.DraftScheme` whose children law the tree's children
+        follow given their parent (static; the node rule must assume it:
+        :func:`~spectheory.trees.check_pairing`), e.g. ``spectheory.drafts.IID`` (SpecInfer,
+        SpecTr), ``WITHOUT_REPLACEMENT`` (RSD-C, RSD-S) or ``GREEDY`` (Hu et al. 2025).
       max_depth: static largest depth ``D``.
     """
 
@@ -47,7 +51,7 @@ class DraftTree(NamedTuple):
     children: jax.Array
     num_children: jax.Array
     valid: jax.Array
-    scheme: str
+    scheme: DraftScheme
     max_depth: int
 
 
@@ -58,16 +62,97 @@ jax.tree_util.register_pytree_node(
 )
 
 
-def _check_scheme(scheme: str) -> str:
-    if scheme not in SCHEMES:
-        raise ValueError(f"scheme: expected one of {SCHEMES}, got {scheme!r}")
-    return scheme
+def _as_scheme(scheme, *, children: bool = False) -> DraftScheme:
+    """Resolve ``scheme`` (object or registered name); ``ValueError`` naming ``scheme``."""
+    try:
+        s = _registry.scheme(scheme)
+    except TypeError as e:
+        raise ValueError(f"scheme: {e}") from None
+    if children and s.children is None:
+        raise ValueError(f"scheme: draft scheme {s.name!r} has no tree child sampler (children is None), "
+                         "so a draft tree cannot carry it")
+    return s
 
 
-def tree_from_parents(token: Sequence[int], parent: Sequence[int], scheme: str, *, max_children=None) -> DraftTree:
+def _check_width(width, name: str = "width") -> int:
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+        raise ValueError(f"{name}: expected a positive Python int (static), got {width!r}")
+    return int(width)
+
+
+# --- the children table ---------------------------------------------------------------------
+
+
+def _children_table_1d(parent, valid, width):
+    N = parent.shape[0]
+    ok = valid & (parent >= -1) & (parent < N)
+    row = jnp.where(ok, parent + 1, N + 1).astype(jnp.int32)  # row N + 1: not a node
+    order = jnp.argsort(row, stable=True).astype(jnp.int32)  # grouped by row, increasing index
+    srow = row[order]
+    counts = jnp.zeros((N + 2,), jnp.int32).at[row].add(1)
+    start = jnp.cumsum(counts) - counts
+    rank = jnp.arange(N, dtype=jnp.int32) - start[srow]
+    children = jnp.full((N + 1, width), -1, jnp.int32).at[srow, rank].set(order, mode="drop")
+    return children, jnp.minimum(counts[:N + 1], width).astype(jnp.int32)
+
+
+def children_table(parent, valid, width: int) -> tuple[jax.Array, jax.Array]:
+    r"""The children table of a tree (or a batch of trees) from its parent array.
+
+    Row ``r`` of the table is the root (``r = 0``) or node ``r - 1``; it lists the valid nodes
+    whose parent row is ``r``, in increasing node index, padded with -1:
+
+    .. math:: \mathrm{children}[r] = \big(i : \mathrm{valid}_i,\ \mathrm{parent}_i + 1 = r\big)
+        \text{ in increasing } i, \qquad \mathrm{num\_children}[r] = |\mathrm{children}[r]|.
+
+    Every builder numbers siblings in draft order, so this is the order of the multi-draft
+    tuple a node rule verifies. Pure ``jnp`` (a stable sort and a scatter), batched over the
+    leading axes, jit-clean for a static ``width``; it never raises on values: invalid slots
+    and parents outside ``[-1, N)`` are ignored, and children beyond ``width`` are dropped
+    (``num_children`` is capped at ``width``; :func:`tree_from_parents` checks the width on
+    the host).
+
+    Args:
+      parent: int[..., N] parent node index of each slot, ``-1`` for children of the root.
+      valid: bool[..., N] whether the slot holds a node.
+      width: static number of columns (the largest fan-out).
+
+    Returns:
+      ``(children int32[..., N+1, width], num_children int32[..., N+1])``.
+
+    Raises:
+      ValueError: on mismatched shapes or a bad ``width``.
+
+    >>> import jax.numpy as jnp
+    >>> ch, num = children_table(jnp.array([-1, -1, 0, 0, 1]), jnp.array([True, True, True, False, True]), 2)
+    >>> ch.tolist(), num.tolist()
+    ([[0, 1], [2, -1], [4, -1], [-1, -1], [-1, -1], [-1, -1]], [2, 1, 1, 0, 0, 0])
+
+    References:
+      Miao et al., SpecInfer, ASPLOS 2024 (arXiv 2305.09781), Sec. 4 (token trees).
+    """
+    width = _check_width(width)
+    parent = jnp.asarray(parent) if _v.is_concrete(parent) else parent
+    valid = jnp.asarray(valid) if _v.is_concrete(valid) else valid
+    if parent.ndim < 1:
+        raise ValueError(f"parent: expected int[..., N], got shape {tuple(parent.shape)}")
+    if not jnp.issubdtype(parent.dtype, jnp.integer):
+        raise ValueError(f"parent: expected an integer array, got dtype {parent.dtype}")
+    if valid.shape != parent.shape:
+        raise ValueError(f"valid: expected shape {tuple(parent.shape)} (as parent), got {tuple(valid.shape)}")
+    lead, N = tuple(parent.shape[:-1]), int(parent.shape[-1])
+    size = int(np.prod(lead, dtype=np.int64))
+    fn = jax.vmap(lambda pa, va: _children_table_1d(pa, va, width))
+    ch, num = fn(parent.reshape((size, N)).astype(jnp.int32), valid.reshape((size, N)).astype(bool))
+    return ch.reshape(lead + (N + 1, width)), num.reshape(lead + (N + 1,))
+
+
+def tree_from_parents(token: Sequence[int], parent: Sequence[int], scheme: Union[str, DraftScheme], *,
+                      max_children: Optional[int] = None) -> DraftTree:
     r"""Build a :class:`DraftTree` on the host from token and parent lists.
 
-    Children are listed in increasing node index (so list siblings in draft order), and
+    Children are listed in increasing node index (so list siblings in draft order; see
+    :func:`children_table`), and
 
     .. math:: \mathrm{depth}(i) = 1 \text{ if } \mathrm{parent}(i) = -1, \quad
         \mathrm{depth}(\mathrm{parent}(i)) + 1 \text{ otherwise}.
@@ -76,252 +161,286 @@ def tree_from_parents(token: Sequence[int], parent: Sequence[int], scheme: str, 
       token: int[N] drafted tokens.
       parent: int[N] parent node index, ``-1`` for children of the root; a parent must come
         before its children.
-      scheme: the children's law tag (see :class:`DraftTree`).
-      max_children: width ``B`` of the ``children`` table (default: the largest fan-out).
+      scheme: the children's draft scheme: a :class:`spectheory.DraftScheme` or a registered
+        name (see :func:`spectheory.drafts.scheme`).
+      max_children: width of the ``children`` table (default: the largest fan-out).
 
     Returns:
       :class:`DraftTree` (concrete arrays).
 
+    Raises:
+      ValueError: unknown ``scheme``, mismatched lengths, a parent after its child, or a
+        ``max_children`` below the largest fan-out.
+
     >>> t = tree_from_parents([2, 0, 1], [-1, 0, 0], "iid")
-    >>> t.children.tolist(), t.depth.tolist(), t.max_depth
-    ([[0, -1], [1, 2], [-1, -1], [-1, -1]], [1, 2, 2], 2)
+    >>> t.children.tolist(), t.depth.tolist(), t.max_depth, t.scheme.name
+    ([[0, -1], [1, 2], [-1, -1], [-1, -1]], [1, 2, 2], 2, 'iid')
 
     References:
       Miao et al., SpecInfer, ASPLOS 2024 (arXiv 2305.09781), Sec. 4 (token trees).
     """
-    _check_scheme(scheme)
+    s = _as_scheme(scheme)
     token = np.asarray(token, dtype=np.int32).reshape(-1)
     parent = np.asarray(parent, dtype=np.int32).reshape(-1)
     N = token.shape[0]
     if parent.shape != (N,):
         raise ValueError("parent: expected the same length as token")
     depth = np.zeros(N, np.int32)
-    kids = [[] for _ in range(N + 1)]
     for i in range(N):
         if not -1 <= parent[i] < i:
             raise ValueError(f"parent[{i}] = {parent[i]}: a parent must precede its children (or be -1)")
         depth[i] = 1 if parent[i] < 0 else depth[parent[i]] + 1
-        kids[parent[i] + 1].append(i)
-    B = max([len(k) for k in kids] + [1]) if max_children is None else int(max_children)
-    if any(len(k) > B for k in kids):
-        raise ValueError(f"max_children={B} is smaller than the largest fan-out")
-    children = np.full((N + 1, B), -1, np.int32)
-    for r, k in enumerate(kids):
-        children[r, :len(k)] = k
-    num = np.array([len(k) for k in kids], np.int32)
-    return DraftTree(jnp.asarray(token), jnp.asarray(parent), jnp.asarray(depth), jnp.asarray(children),
-                     jnp.asarray(num), jnp.ones(N, bool), scheme, int(depth.max(initial=0)))
+    fan = np.bincount(parent + 1, minlength=N + 1)
+    widest = int(max(fan.max(initial=0), 1))
+    if max_children is None:
+        width = widest
+    else:
+        width = _check_width(max_children, "max_children")
+        if width < widest:
+            raise ValueError(f"max_children={width} is smaller than the largest fan-out {widest}")
+    children, num = children_table(jnp.asarray(parent), jnp.ones((N,), bool), width)
+    return DraftTree(jnp.asarray(token), jnp.asarray(parent), jnp.asarray(depth), children, num,
+                     jnp.ones(N, bool), s, int(depth.max(initial=0)))
 
 
-# --- builders -----------------------------------------------------------------------------
+# --- growth -----------------------------------------------------------------------------------
+
 
 def _check_branching(branching) -> tuple[int, ...]:
-    b = tuple(int(x) for x in branching)
-    if not b or any(x < 1 for x in b):
+    try:
+        b = tuple(branching)
+    except TypeError:
+        raise ValueError(f"branching: expected a non-empty sequence of positive ints, got {branching!r}") from None
+    if not b or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 1 for x in b):
         raise ValueError(f"branching: expected a non-empty sequence of positive ints, got {branching!r}")
-    return b
+    return tuple(int(x) for x in b)
 
 
-def _iid_children(key, logq, b):
-    tok = jax.random.categorical(key, logq, shape=(b,)).astype(jnp.int32)
-    return tok, jnp.ones((b,), bool)
-
-
-def _wor_children(key, logq, b):
-    V = logq.shape[-1]
-    g = jax.random.gumbel(key, (V,), logq.dtype)
-    vals, tok = jax.lax.top_k(jnp.where(logq > -jnp.inf, logq + g, -jnp.inf), min(b, V))
-    valid = vals > -jnp.inf
-    if b > V:
-        tok = jnp.concatenate([tok, jnp.zeros((b - V,), tok.dtype)])
-        valid = jnp.concatenate([valid, jnp.zeros((b - V,), bool)])
-    return tok.astype(jnp.int32), valid
-
-
-def _greedy_children(key, logq, b):
-    V = logq.shape[-1]
-    m = min(b - 1, V)
-    top_vals, top = jax.lax.top_k(logq, m) if m > 0 else (jnp.zeros((0,), logq.dtype), jnp.zeros((0,), jnp.int32))
-    rest = logq.at[top].set(-jnp.inf) if m > 0 else logq
-    has_rest = jnp.any(rest > -jnp.inf)
-    last = jax.random.categorical(key, jnp.where(has_rest, rest, 0.0)).astype(jnp.int32)
-    tok = jnp.concatenate([top.astype(jnp.int32), last[None]])[:b]
-    valid = jnp.concatenate([top_vals > -jnp.inf, has_rest[None]])[:b]
-    if tok.shape[0] < b:
-        pad = b - tok.shape[0]
-        tok = jnp.concatenate([tok, jnp.zeros((pad,), jnp.int32)])
-        valid = jnp.concatenate([valid, jnp.zeros((pad,), bool)])
-    return tok, valid
-
-
-_CHILD_SAMPLERS = {"iid": _iid_children, "without_replacement": _wor_children, "greedy": _greedy_children}
-
-
-def _layout(branching):
-    """Static level-order layout of a full tree with the given per-level branching."""
+def _level_sizes(branching):
+    """Static level-order layout of the full tree: level sizes, level starts, ``N``."""
     sizes, n = [], 1
     for b in branching:
         n *= b
         sizes.append(n)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+    starts = [0]
+    for s in sizes[:-1]:
+        starts.append(starts[-1] + s)
     return sizes, starts, int(sum(sizes))
 
 
-def _build_fixed(key, log_probs_fn, branching, vocab_size, scheme):
-    branching = _check_branching(branching)
-    V = int(vocab_size)
-    sizes, starts, N = _layout(branching)
-    D = len(branching)
-    B = max(branching)
-    keys = jax.random.split(key, D)
-    tokens, parents, valids, q_rows = [], [], [], []
-    prefixes = jnp.zeros((1, 0), jnp.int32)
-    alive = jnp.ones((1,), bool)
-    for t, b in enumerate(branching):
-        logq = jnp.asarray(log_probs_fn(prefixes))
-        dtype = jnp.result_type(logq.dtype, jnp.float32)
-        logq = logq.astype(dtype)
-        if logq.shape != (prefixes.shape[0], V):
-            raise ValueError(f"log_probs_fn: expected shape ({prefixes.shape[0]}, {V}), got {tuple(logq.shape)}")
-        q_rows.append(jnp.where(alive[:, None], jnp.exp(logq), 1.0 / V))
-        nk = jax.random.split(keys[t], prefixes.shape[0])
-        tok, ok = jax.vmap(lambda k, lq: _CHILD_SAMPLERS[scheme](k, lq, b))(nk, logq)
-        ok = ok & alive[:, None]
-        n_par = prefixes.shape[0]
-        par = (np.arange(n_par)[:, None] + (starts[t - 1] if t > 0 else 0)) * np.ones((1, b), int)
-        par = par if t > 0 else np.full((1, b), -1)
-        tokens.append(jnp.where(ok, tok, 0).reshape(-1))
-        parents.append(jnp.where(ok, jnp.asarray(par, jnp.int32), -1).reshape(-1))
-        valids.append(ok.reshape(-1))
-        prefixes = jnp.concatenate([jnp.repeat(prefixes, b, axis=0), tok.reshape(-1, 1)], axis=1)
-        alive = ok.reshape(-1)
-    token = jnp.concatenate(tokens).astype(jnp.int32)
-    parent = jnp.concatenate(parents).astype(jnp.int32)
-    valid = jnp.concatenate(valids)
-    depth = jnp.where(valid, jnp.asarray(np.repeat(np.arange(1, D + 1), sizes), jnp.int32), 0)
-    # children table: row 0 = root, row i+1 = node i; within a sibling block the samplers put
-    # the valid draws first, so the valid children are a prefix of each row
-    blocks = [(0, 0, branching[0])]
-    for t in range(1, D):
-        for j in range(sizes[t - 1]):
-            blocks.append((starts[t - 1] + j + 1, starts[t] + j * branching[t], branching[t]))
-    ch = jnp.full((N + 1, B), -1, jnp.int32)
-    for r, first, b in blocks:
-        idx = jnp.arange(first, first + b, dtype=jnp.int32)
-        ch = ch.at[r, :b].set(jnp.where(valid[first:first + b], idx, -1))
-    num = jnp.sum(ch >= 0, axis=1).astype(jnp.int32)
-    q_all = jnp.concatenate(q_rows + [jnp.full((sizes[-1], V), 1.0 / V, q_rows[0].dtype)], axis=0)
-    # rows of q: root, then level-order nodes; the last level has no children (uniform rows)
-    tree = DraftTree(token, parent, depth, ch, num, valid, scheme, D)
-    return tree, q_all
+def grow_tree(key, scheme: Union[str, DraftScheme], branching: Sequence[int], root_logq,
+              expand: Callable, *, active=None) -> tuple[DraftTree, jax.Array]:
+    r"""Grow a batch of ``B`` draft trees level by level, the children of every node drawn by
+    ``scheme.children`` from the node's draft law.
 
+    The tree has a fixed level-order layout: level ``t`` (depth ``t + 1``) holds
+    :math:`b_1 \cdots b_{t+1}` slots, ``branching[t]`` consecutive slots per slot of level
+    ``t - 1`` (the root for ``t = 0``), so :math:`N = b_1 + b_1 b_2 + \dots + b_1 \cdots b_D`
+    and the slots of level ``t`` are ``lo..hi-1``, ``lo`` the number of slots above it. A slot
+    is valid iff its parent is valid and the scheme drew it (fewer than ``b`` valid children
+    when a scheme drawing distinct tokens meets a smaller support:
+    :meth:`spectheory.DraftScheme.children_law`). For every node :math:`s` with draft law
+    :math:`q(\cdot \mid s)`:
 
-def iid_tree(key, log_probs_fn: Callable, branching: Sequence[int], vocab_size: int):
-    r"""A draft tree whose children are i.i.d. draws from the draft model (SpecInfer, SpecTr).
+    .. math:: (c_1, \dots, c_b) \sim \mathrm{scheme.children}\big(k_s, \log q(\cdot \mid s), b\big),
 
-    Every node at depth :math:`t` (the root at depth 0) gets ``branching[t]`` children
-    :math:`c_1, \dots, c_{b} \overset{iid}{\sim} q(\cdot \mid \text{path})`.
+    with the keys ``keys = jax.random.split(key, D)`` and, at level ``t``, the ``B * M``
+    parents (``M`` per row, row-major: parent ``m`` of row ``r`` is ``r * M + m``) taking
+    ``jax.random.split(keys[t], B * M)`` under ``jax.vmap(scheme.children)``. For ``B = 1``
+    this is exactly :func:`draft_tree` (so row ``r`` of a batch is *not* the ``B = 1`` tree of
+    the same key; every row is an independent draw).
+
+    ``expand`` supplies the draft laws of the nodes just drawn. It is called once per level
+    except the last, after level ``t`` is drawn, as
+
+    ``expand(t, token int32[B, hi], parent int32[B, hi], valid bool[B, hi], lo, hi) ->
+    float[B, hi - lo, V]``
+
+    (``t``, ``lo``, ``hi`` Python ints) with the whole tree so far (slots ``0..hi-1``; invalid
+    slots carry token 0 and parent -1) and must return the log draft laws
+    :math:`\log q(\cdot \mid \mathrm{path}(i))` of slots ``i = lo..hi-1``: a tree-mode draft
+    call scoring the tree with ``parent`` as its attention layout, or a lookup by path. Rows of
+    invalid slots are ignored (any values). ``grow_tree`` is not jitted as a whole: ``expand``
+    may run on the host (it receives concrete ``jax.Array`` values when ``grow_tree`` is called
+    eagerly, and may return NumPy); when ``expand`` is traceable, ``grow_tree`` is jit-clean.
 
     Args:
       key: a ``jax.random`` key.
+      scheme: the children's draft scheme (object or registered name); it needs ``children``.
+      branching: static per-level fan-outs ``(b_1, ..., b_D)``.
+      root_logq: float[B, V], the log draft law at the root of every row (the law of the
+        root's children).
+      expand: the callback above.
+      active: optional bool[B]; rows that are false get no valid node (and uniform ``q``
+        rows). Keys are drawn for every row regardless, so active rows do not depend on it.
+
+    Returns:
+      ``(tree, q)``: a batched :class:`DraftTree` (every array with leading axis ``B``;
+      ``scheme`` and ``max_depth = D`` static; children tables of width ``max(branching)``
+      from :func:`children_table`) and ``q: float[B, N+1, V]``, the draft law of every row
+      (row 0 the root, row ``i + 1`` node ``i``); rows of the last level and of invalid slots
+      are the uniform placeholder ``1/V`` (never read by the verifier).
+
+    Raises:
+      ValueError: a scheme without ``children``, bad ``branching``, ``root_logq`` not
+        ``[B, V]``, or ``expand`` returning the wrong shape.
+
+    >>> import jax, jax.numpy as jnp
+    >>> root = jnp.log(jnp.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]))
+    >>> expand = lambda t, tok, par, ok, lo, hi: jnp.log(jax.nn.one_hot(tok[:, lo:hi], 3))
+    >>> tree, q = grow_tree(jax.random.key(0), "without_replacement", (2, 1), root, expand)
+    >>> tree.token.shape, q.shape, tree.num_children[:, 0].tolist()
+    ((2, 4), (2, 5, 3), [2, 1])
+    >>> tree.token[1].tolist(), tree.valid[1].tolist()
+    ([2, 0, 2, 0], [True, False, True, False])
+
+    References:
+      Miao et al., SpecInfer, ASPLOS 2024 (arXiv 2305.09781); Jeon et al., Recursive
+      Speculative Decoding (arXiv 2402.14160), RSD-C; Hu et al., ICLR 2025
+      (arXiv 2502.18779) (greedy children).
+    """
+    s = _as_scheme(scheme, children=True)
+    branching = _check_branching(branching)
+    root = jnp.asarray(root_logq) if _v.is_concrete(root_logq) else root_logq
+    if root.ndim != 2 or root.shape[-1] < 1:
+        raise ValueError(f"root_logq: expected float[B, V], got shape {tuple(root.shape)}")
+    if not jnp.issubdtype(root.dtype, jnp.floating):
+        raise ValueError(f"root_logq: expected a floating array, got dtype {root.dtype}")
+    B, V = int(root.shape[0]), int(root.shape[1])
+    sizes, starts, N = _level_sizes(branching)
+    D = len(branching)
+    if active is None:
+        alive = jnp.ones((B, 1), bool)
+    else:
+        act = jnp.asarray(active) if _v.is_concrete(active) else active
+        if act.shape != (B,):
+            raise ValueError(f"active: expected bool[{B}], got shape {tuple(act.shape)}")
+        alive = act.astype(bool)[:, None]
+    keys = jax.random.split(key, D)
+    logq = root[:, None, :]
+    tokens, parents, valids, q_rows = [], [], [], []
+    for t, b in enumerate(branching):
+        M = logq.shape[1]
+        logq = logq.astype(jnp.result_type(logq.dtype, jnp.float32))
+        q_rows.append(jnp.where(alive[..., None], jnp.exp(logq), 1.0 / V))
+        kk = jax.random.split(keys[t], B * M)
+        tok, ok = jax.vmap(lambda k_, l_: s.children(k_, l_, b))(kk, logq.reshape(B * M, V))
+        ok = (ok.reshape(B, M, b) & alive[:, :, None]).reshape(B, M * b)
+        tok = tok.reshape(B, M * b)
+        par = np.full(M * b, -1) if t == 0 else np.repeat(np.arange(M) + starts[t - 1], b)
+        tokens.append(jnp.where(ok, tok, 0).astype(jnp.int32))
+        parents.append(jnp.where(ok, jnp.asarray(par, jnp.int32)[None, :], -1).astype(jnp.int32))
+        valids.append(ok)
+        alive = ok
+        if t + 1 < D:
+            lo, hi = starts[t], starts[t] + sizes[t]
+            out = expand(t, jnp.concatenate(tokens, 1), jnp.concatenate(parents, 1), jnp.concatenate(valids, 1),
+                         lo, hi)
+            out = jnp.asarray(out) if _v.is_concrete(out) else out
+            if tuple(out.shape) != (B, hi - lo, V):
+                raise ValueError(f"expand: expected shape ({B}, {hi - lo}, {V}) at level {t}, got {tuple(out.shape)}")
+            logq = out
+    token = jnp.concatenate(tokens, 1)
+    parent = jnp.concatenate(parents, 1)
+    valid = jnp.concatenate(valids, 1)
+    depth_of = np.repeat(np.arange(1, D + 1), sizes).astype(np.int32)
+    depth = jnp.where(valid, jnp.asarray(depth_of)[None, :], 0).astype(jnp.int32)
+    children, num = children_table(parent, valid, max(branching))
+    q = jnp.concatenate(q_rows + [jnp.full((B, sizes[-1], V), 1.0 / V, q_rows[0].dtype)], axis=1)
+    return DraftTree(token, parent, depth, children, num, valid, s, D), q
+
+
+def _level_paths(branching) -> list[np.ndarray]:
+    """For every level ``t``: int[sizes[t], t + 1], the slots on the path of each slot."""
+    sizes, starts, _ = _level_sizes(branching)
+    paths = [np.arange(sizes[0])[:, None]]
+    for t in range(1, len(branching)):
+        j = np.arange(sizes[t])
+        paths.append(np.concatenate([paths[-1][j // branching[t]], (starts[t] + j)[:, None]], axis=1))
+    return paths
+
+
+def draft_tree(key, scheme: Union[str, DraftScheme], log_probs_fn: Callable, branching: Sequence[int],
+               vocab_size: int) -> tuple[DraftTree, jax.Array]:
+    r"""Draw one draft tree from a draft model, the children of every node by ``scheme``.
+
+    Every node :math:`s` at depth :math:`t` (the root at depth 0) gets ``branching[t]``
+    children drawn by ``scheme.children`` from :math:`q(\cdot \mid s)`:
+
+    * ``"iid"`` (SpecInfer, SpecTr): :math:`c_1, \dots, c_b \overset{iid}{\sim} q`;
+    * ``"without_replacement"`` (RSD-C): Gumbel-top-``b``, ordered draws without replacement,
+      :math:`P(c_1..c_b) = \prod_j q(c_j \mid s) / (1 - \sum_{l<j} q(c_l \mid s))` (fewer
+      valid children when :math:`q` has fewer than ``b`` tokens of positive mass);
+    * ``"greedy"`` (Hu et al. 2025): the ``b - 1`` most likely tokens, then one draw from
+      :math:`q` restricted to the others.
+
+    A thin wrapper over :func:`grow_tree` with ``B = 1`` whose ``expand`` looks up every new
+    node's path in ``log_probs_fn``; jit-clean when ``log_probs_fn`` is.
+
+    Args:
+      key: a ``jax.random`` key.
+      scheme: a :class:`spectheory.DraftScheme` with ``children``, or its registered name.
       log_probs_fn: ``prefixes int32[M, t] -> float[M, V]`` next-token log-probabilities of
         the draft model (e.g. :func:`spectheory.sampling.table_log_probs_fn`).
       branching: static per-level branching ``(b_1, ..., b_D)``; ``N = b_1 + b_1 b_2 + ...``.
       vocab_size: static ``V``.
 
     Returns:
-      ``(tree, q)``: the :class:`DraftTree` (scheme ``"iid"``) and the draft law at every row,
-      float[N+1, V] (rows of nodes without children are uniform placeholders, never used).
+      ``(tree, q)``: the :class:`DraftTree` (``tree.scheme`` the scheme) and the draft law at
+      every row, float[N+1, V] (rows of nodes without children are uniform placeholders,
+      never used).
 
-    >>> import jax
-    >>> from spectheory.models import TableLM
-    >>> from spectheory.sampling import table_log_probs_fn
-    >>> fn = table_log_probs_fn(TableLM.context_free([0.5, 0.5]), 2)
-    >>> tree, q = iid_tree(jax.random.key(0), fn, (2, 1), 2)
-    >>> tree.parent.tolist(), q.shape
-    ([-1, -1, 0, 1], (5, 2))
-
-    References:
-      Miao et al., SpecInfer, ASPLOS 2024 (arXiv 2305.09781); Sun et al., SpecTr, NeurIPS 2023
-      (arXiv 2310.15141).
-    """
-    return _build_fixed(key, log_probs_fn, branching, vocab_size, "iid")
-
-
-def gumbel_tree(key, log_probs_fn: Callable, branching: Sequence[int], vocab_size: int):
-    r"""A draft tree with constant branching per level drawn without replacement (RSD-C).
-
-    Every node at depth :math:`t` gets the Gumbel-top-``branching[t]`` of its draft
-    log-probabilities: ``b`` ordered draws without replacement from
-    :math:`q(\cdot \mid \text{path})` (fewer when :math:`q` has fewer than ``b`` tokens of
-    positive mass; the missing slots are invalid),
-
-    .. math:: (c_1, \dots, c_b) = \operatorname{arg\,top}_b\big(\log q(c \mid s) + g_c\big),
-        \quad P(c_1..c_b) = \prod_j \frac{q(c_j \mid s)}{1 - \sum_{l<j} q(c_l \mid s)}.
-
-    Args:
-      key, log_probs_fn, branching, vocab_size: as :func:`iid_tree`.
-
-    Returns:
-      ``(tree, q)`` with scheme ``"without_replacement"``: ``tree`` has
-      ``N = b_1 + b_1 b_2 + ...`` slots, ``q`` is float[N+1, V].
+    Raises:
+      ValueError: a scheme without ``children`` (e.g. ``"hub"``), bad ``branching``, or
+        ``log_probs_fn`` returning the wrong shape.
 
     >>> import jax
     >>> from spectheory.models import TableLM
     >>> from spectheory.sampling import table_log_probs_fn
     >>> fn = table_log_probs_fn(TableLM.context_free([0.5, 0.5, 0.0]), 2)
-    >>> tree, q = gumbel_tree(jax.random.key(0), fn, (3, 1), 3)
-    >>> tree.num_children.tolist()[:1], int(tree.valid.sum())
-    ([2], 4)
-
-    References:
-      Jeon et al., Recursive Speculative Decoding: Accelerating LLM Inference via Sampling
-      Without Replacement (arXiv 2402.14160), RSD-C; Kool et al., ICML 2019
-      (arXiv 1903.06059).
-    """
-    return _build_fixed(key, log_probs_fn, branching, vocab_size, "without_replacement")
-
-
-def greedy_tree(key, log_probs_fn: Callable, branching: Sequence[int], vocab_size: int):
-    r"""A draft tree with greedy children (Hu et al. 2025) at every node.
-
-    Every node at depth :math:`t` with ``b = branching[t]`` gets the ``b - 1`` most likely
-    tokens of :math:`q(\cdot \mid \text{path})` (in decreasing order; ties to the lower id)
-    followed by one draw :math:`X \sim q'`, :math:`q` restricted to the other tokens and
-    renormalised:
-
-    .. math:: T = \operatorname{top}_{b-1}\, q(\cdot \mid s), \qquad
-        q'(x) = \frac{q(x \mid s)\,[x \notin T]}{1 - q(T \mid s)}.
-
-    Args:
-      key, log_probs_fn, branching, vocab_size: as :func:`iid_tree`.
-
-    Returns:
-      ``(tree, q)`` with scheme ``"greedy"`` (shapes as :func:`iid_tree`).
-
-    >>> import jax
-    >>> from spectheory.models import TableLM
-    >>> from spectheory.sampling import table_log_probs_fn
+    >>> tree, q = draft_tree(jax.random.key(0), "without_replacement", fn, (3, 1), 3)
+    >>> tree.parent.tolist(), q.shape, tree.num_children.tolist()[:1], int(tree.valid.sum())
+    ([-1, -1, -1, 0, 1, -1], (7, 3), [2], 4)
     >>> fn = table_log_probs_fn(TableLM.context_free([0.2, 0.5, 0.3]), 1)
-    >>> tree, q = greedy_tree(jax.random.key(0), fn, (2,), 3)
+    >>> tree, q = draft_tree(jax.random.key(0), "greedy", fn, (2,), 3)
     >>> int(tree.token[0])
     1
 
     References:
-      Hu et al., Towards Optimal Multi-draft Speculative Decoding, ICLR 2025
-      (arXiv 2502.18779).
+      Miao et al., SpecInfer, ASPLOS 2024 (arXiv 2305.09781); Sun et al., SpecTr, NeurIPS 2023
+      (arXiv 2310.15141); Jeon et al., Recursive Speculative Decoding (arXiv 2402.14160),
+      RSD-C; Kool et al., ICML 2019 (arXiv 1903.06059); Hu et al., Towards Optimal Multi-draft
+      Speculative Decoding, ICLR 2025 (arXiv 2502.18779).
     """
-    return _build_fixed(key, log_probs_fn, branching, vocab_size, "greedy")
+    s = _as_scheme(scheme, children=True)
+    branching = _check_branching(branching)
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
+        raise ValueError(f"vocab_size: expected a positive int (static), got {vocab_size!r}")
+    V = int(vocab_size)
+    root = jnp.asarray(log_probs_fn(jnp.zeros((1, 0), jnp.int32)))
+    if tuple(root.shape) != (1, V):
+        raise ValueError(f"log_probs_fn: expected shape (1, {V}), got {tuple(root.shape)}")
+    paths = _level_paths(branching)
+
+    def expand(t, token, parent, valid, lo, hi):
+        prefixes = token[0][jnp.asarray(paths[t])]  # [hi - lo, t + 1]
+        out = jnp.asarray(log_probs_fn(prefixes))
+        if tuple(out.shape) != (hi - lo, V):
+            raise ValueError(f"log_probs_fn: expected shape ({hi - lo}, {V}), got {tuple(out.shape)}")
+        return out[None]
+
+    tree, q = grow_tree(key, s, branching, root, expand)
+    return jax.tree_util.tree_map(lambda a: a[0], tree), q[0]
 
 
 def beam_tree(key, log_probs_fn: Callable, beam_width: int, depth: int, vocab_size: int):
     r"""The draft tree of stochastic beam search (RSD-S): every beam kept at every level.
 
     Runs :func:`spectheory.sampling.stochastic_beam_search`; node ``t * W + w`` is beam slot
-    ``w`` at level ``t + 1``. Siblings are listed in decreasing perturbed log-probability,
-    which orders them as draws without replacement from the parent's draft law; the number
-    of children varies from node to node (0 to ``W``). The level-``t`` beam is the top ``W``
-    of
+    ``w`` at level ``t + 1``. Siblings are listed in slot order, i.e. decreasing perturbed
+    log-probability, which orders them as draws without replacement from the parent's draft
+    law (the tree carries :data:`spectheory.drafts.WITHOUT_REPLACEMENT`); the number of
+    children varies from node to node (0 to ``W``). The level-``t`` beam is the top ``W`` of
 
     .. math:: G(s) = \max_{s' \succeq s,\ |s'| = D} \big(\log q(s') + g_{s'}\big),
         \qquad |s| = t.
@@ -332,7 +451,7 @@ def beam_tree(key, log_probs_fn: Callable, beam_width: int, depth: int, vocab_si
       beam_width: static ``W``. depth: static ``D``. vocab_size: static ``V``.
 
     Returns:
-      ``(tree, q)`` with ``N = W * D`` slots and scheme ``"without_replacement"``; ``q`` is
+      ``(tree, q)`` with ``N = W * D`` slots and the without-replacement scheme; ``q`` is
       float[N+1, V].
 
     >>> import jax
@@ -340,8 +459,8 @@ def beam_tree(key, log_probs_fn: Callable, beam_width: int, depth: int, vocab_si
     >>> from spectheory.sampling import table_log_probs_fn
     >>> fn = table_log_probs_fn(TableLM.context_free([0.5, 0.3, 0.2]), 2)
     >>> tree, q = beam_tree(jax.random.key(0), fn, 2, 2, 3)
-    >>> tree.token.shape, q.shape, int(tree.num_children[0])
-    ((4,), (5, 3), 2)
+    >>> tree.token.shape, q.shape, int(tree.num_children[0]), tree.scheme.name
+    ((4,), (5, 3), 2, 'without_replacement')
 
     References:
       Jeon et al. (arXiv 2402.14160), RSD-S; Kool et al., ICML 2019 (arXiv 1903.06059).
@@ -358,34 +477,19 @@ def beam_tree(key, log_probs_fn: Callable, beam_width: int, depth: int, vocab_si
         return out
 
     res = stochastic_beam_search_with_gumbels(g, fn, W, D)
-    N = W * D
     valid = res.level_valid.reshape(-1)
     token = jnp.where(valid, res.level_tokens.reshape(-1), 0).astype(jnp.int32)
     lvl = np.repeat(np.arange(D), W)
     par_slot = res.level_parents.reshape(-1)
     parent = jnp.where(valid & (lvl > 0), (lvl - 1) * W + par_slot, -1).astype(jnp.int32)
     depth_arr = jnp.where(valid, jnp.asarray(lvl + 1, jnp.int32), 0)
-    # children: row 0 -> level-0 slots; row (t*W + j + 1) -> level t+1 slots with parent j,
-    # in slot order (= decreasing perturbed score)
-    # root children: the level-1 slots (top_k puts the valid ones first)
-    rows = [jnp.where(res.level_valid[0], jnp.arange(W), -1)[None]]
-    for t in range(D):
-        if t + 1 < D:
-            mask = (res.level_parents[t + 1][None, :] == jnp.arange(W)[:, None]) & res.level_valid[t + 1][None, :]
-            mask = mask & res.level_valid[t][:, None]
-        else:
-            mask = jnp.zeros((W, W), bool)
-        # stable compaction: valid children first, in slot order (= decreasing score)
-        order = jnp.argsort(~mask, axis=1, stable=True)
-        rows.append(jnp.where(jnp.take_along_axis(mask, order, axis=1), (t + 1) * W + order, -1))
-    children = jnp.concatenate(rows, axis=0).astype(jnp.int32)
-    num = jnp.sum(children >= 0, axis=1).astype(jnp.int32)
+    children, num = children_table(parent, valid, W)
     lq = [s.astype(dtype) for s in seen]  # level t: [W, V] (level 0: row 0 is the root)
     root_q = jnp.exp(lq[0][0])[None]
     node_q = [jnp.where(res.level_valid[t][:, None], jnp.exp(lq[t + 1]), 1.0 / V) for t in range(D - 1)]
     node_q.append(jnp.full((W, V), 1.0 / V, dtype))
     q = jnp.concatenate([root_q] + node_q, axis=0)
-    return DraftTree(token, parent, depth_arr, children, num, valid, "without_replacement", D), q
+    return DraftTree(token, parent, depth_arr, children, num, valid, _drafts.WITHOUT_REPLACEMENT, D), q
 
 
 def node_paths(tree: DraftTree) -> list:

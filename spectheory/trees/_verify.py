@@ -11,15 +11,7 @@ import numpy as np
 from spectheory import _core
 from spectheory import _validation as _v
 from spectheory._registry import Rule, rule as _lookup
-from spectheory.trees._tree import DraftTree, tree_from_parents  # noqa: F401  (doctest)
-
-#: Draft-scheme names (``rule.drafts.name``) accepted for each tree tag.
-SCHEME_NAMES = {
-    "iid": ("iid",),
-    "without_replacement": ("without_replacement", "without-replacement", "wor", "swor", "gumbel",
-                            "gumbel_top_k", "plackett_luce"),
-    "greedy": ("greedy",),
-}
+from spectheory.trees._tree import DraftTree, _as_scheme, tree_from_parents  # noqa: F401  (doctest)
 
 
 class TreeResult(NamedTuple):
@@ -49,52 +41,19 @@ def _child_counts(tree: DraftTree) -> list[int]:
     return list(range(1, B + 1))
 
 
-def check_scheme(scheme: str, node_rule: Union[str, Rule]) -> Rule:
-    r"""Check that ``node_rule`` assumes the children's law tagged ``scheme`` (see
-    :func:`check_pairing`) and return the rule.
-
-    The requirement is that the rule's draft law :math:`Q` equals the children's law:
-
-    .. math:: Q_{\text{rule}}(\bar c \mid q) = Q_{\text{tree}}(\bar c \mid q).
-
-    Args:
-      scheme: ``"iid"``, ``"without_replacement"`` or ``"greedy"``.
-      node_rule: a :class:`spectheory.Rule` or a registered name.
-
-    Returns:
-      the :class:`spectheory.Rule`.
-
-    Raises:
-      ValueError: on a mismatch.
-
-    >>> check_scheme("iid", "single").name
-    'single'
-
-    References:
-      Jeon et al., RSD (arXiv 2402.14160), Sec. 3 (the draft law each node rule assumes).
-    """
-    r = _as_rule(node_rule)
-    if scheme not in SCHEME_NAMES:
-        raise ValueError(f"scheme: expected one of {tuple(SCHEME_NAMES)}, got {scheme!r}")
-    names = SCHEME_NAMES[scheme]
-    want_replacement = scheme == "iid"
-    if r.drafts.name not in names or bool(r.drafts.replacement) != want_replacement:
-        raise ValueError(
-            f"rule {r.name!r} assumes draft scheme {r.drafts.name!r} (replacement={r.drafts.replacement}), "
-            f"but the tree's children are drawn {scheme!r}: the node rule must assume the children's "
-            f"law (scheme names accepted for this tree: {', '.join(names)}), or it is not lossless")
-    return r
-
-
 def check_pairing(tree: DraftTree, node_rule: Union[str, Rule], vocab_size: int) -> Rule:
     r"""Check that ``node_rule`` may verify the children of ``tree`` and return the rule.
 
-    The rule's draft scheme must be the children's law (``tree.scheme``): i.i.d. children
-    need a with-replacement rule whose scheme is ``"iid"`` (SpecInfer's RRS, SpecTr's K-SEQ,
-    ``"single"`` on a chain), children drawn without replacement need a rule with
-    ``drafts.replacement`` false for ordered draws without replacement (RSD), greedy children
-    the ``"greedy"`` scheme; and the rule must be defined for every number of children that
-    occurs (every ``1..B`` when the tree is traced).
+    The rule's draft scheme must be the tree's: the children of every node are drawn by
+    ``tree.scheme`` (a :class:`spectheory.DraftScheme`) and a node rule is lossless only for
+    the draft law it assumes, so the pairing is by scheme identity,
+    ``node_rule.drafts.name == tree.scheme.name`` (i.i.d. children for SpecInfer's RRS,
+    SpecTr's K-SEQ and ``"single"`` on a chain; children without replacement for RSD; greedy
+    children for ``"greedy"``). The rule must also be defined for every number of children
+    that occurs (every ``1..width`` when the tree is traced) and be traceable.
+
+    .. math:: \forall s:\ \bar c(s) \sim Q_{\text{rule}}(\cdot \mid q(\cdot \mid s)),
+        \quad |\bar c(s)| \in \mathrm{supported}(\text{rule}, V).
 
     Args:
       tree: a :class:`~spectheory.trees.DraftTree`.
@@ -105,18 +64,23 @@ def check_pairing(tree: DraftTree, node_rule: Union[str, Rule], vocab_size: int)
       the :class:`spectheory.Rule`.
 
     Raises:
-      ValueError: on a mismatched pairing or an unsupported number of children.
-
-    .. math:: \forall s:\ \bar c(s) \sim Q_{\text{rule}}(\cdot \mid q(\cdot \mid s)),
-        \quad |\bar c(s)| \in \mathrm{supported}(\text{rule}, V).
+      ValueError: on a mismatched scheme (naming the rule and both schemes), an unsupported
+        number of children, or a host-only rule.
 
     >>> check_pairing(tree_from_parents([1, 0], [-1, 0], "iid"), "single", 2).name
     'single'
 
     References:
-      Jeon et al., RSD (arXiv 2402.14160); Miao et al., SpecInfer (arXiv 2305.09781).
+      Jeon et al., RSD (arXiv 2402.14160), Sec. 3 (the draft law each node rule assumes);
+      Miao et al., SpecInfer (arXiv 2305.09781).
     """
-    r = check_scheme(tree.scheme, node_rule)
+    r = _as_rule(node_rule)
+    s = _as_scheme(tree.scheme)
+    if r.drafts.name != s.name:
+        raise ValueError(
+            f"node_rule: rule {r.name!r} assumes draft scheme {r.drafts.name!r}, but the tree's children are "
+            f"drawn by scheme {s.name!r}: the node rule must assume the children's law, or tree verification "
+            "is not lossless")
     bad = [m for m in _child_counts(tree) if not r.supports(m, vocab_size)]
     if bad:
         raise ValueError(f"rule {r.name!r} is not defined for {bad} drafts over V={vocab_size} tokens, "

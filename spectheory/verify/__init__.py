@@ -1,54 +1,29 @@
 """Verifiers: one-position acceptance rules and chain verification.
 
-One-position verifiers (single draft; multi-draft SpecInfer, RSD, SpecTr K-SEQ, greedy
-drafts, SpecHub; the host-side transport-LP optimum) follow the :class:`spectheory.Verifier`
-contract (``verify``, ``kernel``, ``verify_with_uniforms``); chain verification (token by
-token, or jointly by block verification) takes per-position laws for a chain of ``gamma``
-drafted tokens. All but the LP optimum are pure JAX, jit- and vmap-clean.
+One-position verifiers are :class:`spectheory.Verifier` values built by
+:func:`spectheory.make_verifier` from each rule's mathematics: :data:`SINGLE` (single draft),
+the multi-draft :data:`SPECINFER`, :data:`RSD`, :data:`SPECTR` (K-SEQ), :data:`GREEDY` (greedy
+drafts), :data:`SPECHUB`, and the host-side transport-LP optimum :data:`OPTIMAL`
+(:func:`optimal_verifier` for any draft scheme). Each has ``verify(key, p, q, drafts)``,
+``verify_with_uniforms(u, p, q, drafts)``, ``kernel(p, q, drafts)``, ``num_uniforms(n)`` and an
+optional closed-form ``acceptance`` (also exported as ``*_acceptance``).
+
+Chain verifiers take per-position laws for a chain of ``gamma`` drafted tokens and are
+:class:`spectheory.ChainVerifier` values: :data:`TOKEN` (token by token: :func:`chain`,
+:func:`chain_with_uniforms`, :func:`chain_kernel`; from logits :func:`chain_from_logits`) and
+:data:`BLOCK` (block verification: :func:`block`, :func:`block_with_uniforms`,
+:func:`block_kernel`). All but the LP optimum are pure JAX, jit- and vmap-clean.
 """
 
-from spectheory.verify._single import (
-    SINGLE,
-    single_acceptance,
-    single_kernel,
-    single_verify,
-    single_verify_with_uniforms,
-)
-from spectheory.verify._specinfer import (
-    SPECINFER,
-    specinfer_acceptance,
-    specinfer_kernel,
-    specinfer_targets,
-    specinfer_verify,
-    specinfer_verify_with_uniforms,
-)
-from spectheory.verify._rsd import RSD, rsd_kernel, rsd_laws, rsd_verify, rsd_verify_with_uniforms
-from spectheory.verify._spectr import (
-    BISECTION_STEPS,
-    SPECTR,
-    spectr_acceptance,
-    spectr_kernel,
-    spectr_residual,
-    spectr_rho,
-    spectr_verify,
-    spectr_verify_with_uniforms,
-)
-from spectheory.verify._greedy import (
-    GREEDY,
-    greedy_acceptance,
-    greedy_kernel,
-    greedy_verify,
-    greedy_verify_with_uniforms,
-)
-from spectheory.verify._spechub import (
-    SPECHUB,
-    spechub_acceptance,
-    spechub_kernel,
-    spechub_verify,
-    spechub_verify_with_uniforms,
-)
+from spectheory.verify._single import SINGLE, single_acceptance
+from spectheory.verify._specinfer import SPECINFER, specinfer_acceptance, specinfer_targets, specinfer_thresholds
+from spectheory.verify._rsd import RSD, rsd_laws
+from spectheory.verify._spectr import BISECTION_STEPS, SPECTR, spectr_acceptance, spectr_residual, spectr_rho
+from spectheory.verify._greedy import GREEDY, greedy_acceptance
+from spectheory.verify._spechub import SPECHUB, spechub_acceptance
 from spectheory.verify._optimal import MAX_LP_VARIABLES, OPTIMAL, optimal_verifier
 from spectheory.verify._chain import (
+    TOKEN,
     ChainResult,
     chain,
     chain_from_logits,
@@ -58,6 +33,7 @@ from spectheory.verify._chain import (
 )
 from spectheory.verify._warp import warp_logits
 from spectheory.verify._block import (
+    BLOCK,
     BlockQuantities,
     block,
     block_kernel,
@@ -69,47 +45,32 @@ __all__ = [
     "warp_logits",
     "SINGLE",
     "single_acceptance",
-    "single_kernel",
-    "single_verify",
-    "single_verify_with_uniforms",
     "SPECINFER",
     "specinfer_acceptance",
-    "specinfer_kernel",
     "specinfer_targets",
-    "specinfer_verify",
-    "specinfer_verify_with_uniforms",
+    "specinfer_thresholds",
     "RSD",
-    "rsd_kernel",
     "rsd_laws",
-    "rsd_verify",
-    "rsd_verify_with_uniforms",
     "BISECTION_STEPS",
     "SPECTR",
     "spectr_acceptance",
-    "spectr_kernel",
     "spectr_residual",
     "spectr_rho",
-    "spectr_verify",
-    "spectr_verify_with_uniforms",
     "GREEDY",
     "greedy_acceptance",
-    "greedy_kernel",
-    "greedy_verify",
-    "greedy_verify_with_uniforms",
     "SPECHUB",
     "spechub_acceptance",
-    "spechub_kernel",
-    "spechub_verify",
-    "spechub_verify_with_uniforms",
     "MAX_LP_VARIABLES",
     "OPTIMAL",
     "optimal_verifier",
+    "TOKEN",
     "ChainResult",
     "chain",
     "chain_from_logits",
     "chain_from_logits_with_uniforms",
     "chain_kernel",
     "chain_with_uniforms",
+    "BLOCK",
     "BlockQuantities",
     "block",
     "block_kernel",

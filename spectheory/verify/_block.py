@@ -1,4 +1,26 @@
-"""Block verification of a draft chain (Sun et al., ICLR 2025)."""
+r"""Block verification of a draft chain (Sun et al., ICLR 2025).
+
+For one draft chain :math:`X_1..X_\gamma`, block verification computes the acceptance weights
+:math:`p_i` and stopping probabilities :math:`h_i` (:func:`block_quantities`), draws
+:math:`\eta_i \sim U(0, 1)` for every position (no early stop) and keeps
+:math:`\tau = \max\{i : \eta_i < h_i\}` drafts, then one more token from the residual at
+:math:`\tau`. It is lossless and optimal among lossless single-chain verifiers,
+:math:`E[\tau] = \sum_i E[p_i(X^i)]`, and equals token verification at :math:`\gamma = 1`.
+
+:data:`BLOCK` is block verification as a :class:`~spectheory.ChainVerifier` value
+(:func:`block`, :func:`block_with_uniforms`, :func:`block_kernel`, ``gamma + 1`` uniforms, the
+layout of :data:`spectheory.verify.TOKEN`, so both rules replay on the same noise).
+
+>>> import jax.numpy as jnp
+>>> p = jnp.array([[1/3, 2/3]] * 3); q = jnp.array([[2/3, 1/3]] * 2)
+>>> r = BLOCK.verify_with_uniforms(jnp.array([0.9, 0.2, 0.5]), p, q, jnp.array([0, 1]))
+>>> int(r.num_accepted), BLOCK.num_uniforms(2)
+(2, 3)
+
+References:
+  Sun, Mendlovic, Leviathan, Aharoni, Ro, Beirami, Suresh. Block Verification Accelerates
+  Speculative Decoding, ICLR 2025 (arXiv 2403.10444).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +31,7 @@ import jax.numpy as jnp
 
 from spectheory import _core
 from spectheory import _validation as _v
+from spectheory._registry import ChainVerifier
 from spectheory.verify._chain import ChainResult, _check_chain, _emit
 
 
@@ -216,3 +239,15 @@ def block_kernel(p, q, drafts) -> jax.Array:
     tail = jnp.concatenate([jnp.cumprod((1 - bq.h)[::-1])[::-1], jnp.ones((1,), p.dtype)])
     prob_tau = h * tail
     return prob_tau[:, None] * _core.normalize(bq.residual)
+
+
+BLOCK = ChainVerifier(
+    name="block",
+    verify=block,
+    verify_with_uniforms=block_with_uniforms,
+    kernel=block_kernel,
+    num_uniforms=lambda gamma: gamma + 1,
+    description="block verification of a draft chain, optimal for one chain (Sun et al. 2025)",
+)
+"""Block verification as a value: ``gamma`` stopping coins, then one draw (``gamma + 1``
+uniforms, the layout of :data:`spectheory.verify.TOKEN`)."""

@@ -1,4 +1,27 @@
-"""Chain (token-by-token) verification of gamma drafted tokens."""
+r"""Chain (token-by-token) verification of gamma drafted tokens.
+
+A draft chain :math:`x_1..x_\gamma` with per-position draft laws :math:`q_i` is checked against
+the target laws :math:`p_1..p_{\gamma+1}`: accept :math:`x_1, x_2, \dots` while each passes its
+own single-draft test, with probability :math:`\min(1, p_i(x_i)/q_i(x_i))`; at the first
+rejection :math:`i` emit :math:`y \sim \mathrm{norm}((p_i - q_i)_+)`, and if all pass emit a
+bonus token from :math:`p_{\gamma+1}`: 1 to :math:`\gamma + 1` tokens per call. With a per-token
+acceptance :math:`\alpha` the expected number of tokens per call is
+:math:`(1 - \alpha^{\gamma+1}) / (1 - \alpha)`.
+
+:data:`TOKEN` is this chain verifier as a :class:`~spectheory.ChainVerifier` value
+(:func:`chain`, :func:`chain_with_uniforms`, :func:`chain_kernel`, ``gamma + 1`` uniforms);
+:data:`spectheory.verify.BLOCK` is block verification.
+
+>>> import jax, jax.numpy as jnp
+>>> p = jnp.array([[0.5, 0.5], [0.5, 0.5], [0.9, 0.1]])
+>>> res = TOKEN.verify(jax.random.key(0), p, p[:2], jnp.array([1, 0]))  # q == p: both accepted
+>>> int(res.num_accepted), TOKEN.num_uniforms(2)
+(2, 3)
+
+References:
+  Leviathan, Kalman, Matias 2023 (arXiv 2211.17192), Algorithm 1; Chen et al. 2023
+  (arXiv 2302.01318).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +29,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from spectheory import _core
 from spectheory import _validation as _v
+from spectheory._registry import ChainVerifier
 from spectheory.verify._warp import check_warp, warp_logits
 
 
@@ -69,6 +92,12 @@ def chain_with_uniforms(uniforms, p, q, drafts) -> ChainResult:
 
     Batch with ``jax.vmap(chain_with_uniforms)``.
 
+    >>> import jax.numpy as jnp  # q == p: both drafts pass, the bonus draw with 0.95 gives token 1
+    >>> p = jnp.array([[0.5, 0.5], [0.5, 0.5], [0.9, 0.1]])
+    >>> r = chain_with_uniforms(jnp.array([0.3, 0.7, 0.95]), p, p[:2], jnp.array([1, 0]))
+    >>> r.tokens.tolist(), int(r.num_accepted)
+    ([1, 0, 1], 2)
+
     References:
       Leviathan et al. 2023 (arXiv 2211.17192), Algorithm 1; Chen et al. 2023
       (arXiv 2302.01318).
@@ -120,6 +149,13 @@ def chain_kernel(p, q, drafts) -> jax.Array:
 
     Returns:
       float[gamma+1, V] summing to one.
+
+    >>> import jax.numpy as jnp  # a_1 = 0.5: rejected -> residual (0, 0.5); accepted -> bonus p_2
+    >>> chain_kernel(jnp.array([[0.5, 0.5], [1.0, 0.0]]), jnp.array([[1.0, 0.0]]), jnp.array([0])).tolist()
+    [[0.0, 0.5], [0.5, 0.0]]
+
+    References:
+      Leviathan et al. 2023 (arXiv 2211.17192), Appendix A.
     """
     p, q, drafts, g, V = _check_chain(p, q, drafts)
     idx = jnp.arange(g)
@@ -204,3 +240,14 @@ def chain_from_logits(key, target_logits, draft_logits, drafts, temperature=1.0,
     g = jnp.shape(draft_logits)[0]
     u = jax.random.uniform(key, (g + 1,), dtype)
     return chain_from_logits_with_uniforms(u, target_logits, draft_logits, drafts, temperature, top_k, top_p)
+
+
+TOKEN = ChainVerifier(
+    name="token",
+    verify=chain,
+    verify_with_uniforms=chain_with_uniforms,
+    kernel=chain_kernel,
+    num_uniforms=lambda gamma: gamma + 1,
+    description="token-by-token verification of a draft chain (Leviathan et al. 2023)",
+)
+"""Token-by-token chain verification as a value: ``gamma`` acceptance coins, then one draw."""

@@ -1,4 +1,34 @@
-"""The optimal verifier for greedy drafts (Hu et al. 2025)."""
+r"""The optimal verifier for greedy drafts (Hu et al. 2025).
+
+Greedy drafts are :math:`(T_1, \dots, T_{n-1}, X)`: :math:`T` the ``n - 1`` most likely tokens
+of ``q`` (deterministic) and one draw :math:`X \sim q' = \mathrm{norm}(q\,[\cdot \notin T])`.
+The verifier accepts :math:`X` with probability :math:`\min(1, p(X)/q'(X))` and otherwise
+emits a token from :math:`\mathrm{norm}(r)`,
+
+.. math::
+    r(y) = p(y) \ (y \in T), \qquad r(y) = (p(y) - q'(y))_+ \ (y \notin T),
+
+which is lossless and reaches the transport-LP optimum for this draft law,
+
+.. math:: \alpha^* = p(T) + \sum_{y \notin T} \min\big(p(y), q'(y)\big).
+
+The pieces :func:`set_verify_with_uniforms` and :func:`set_kernel` (a fixed set plus one
+draw from the rest) are shared with SpecHub.
+
+:data:`GREEDY` is the verifier (built by :func:`spectheory.make_verifier`):
+``GREEDY.verify(key, p, q, drafts)``, ``GREEDY.verify_with_uniforms(u float[2], p, q,
+drafts)``, ``GREEDY.kernel(p, q, drafts)`` and ``GREEDY.acceptance``
+(:func:`greedy_acceptance`); ``p, q: float[V]``, ``drafts: int[n]`` distinct.
+
+>>> import jax, jax.numpy as jnp
+>>> p = q = jnp.array([0.3, 0.7])
+>>> int(GREEDY.verify(jax.random.key(0), p, q, jnp.array([1, 0])).token) in (0, 1)
+True
+
+References:
+  Hu, Zheng, Luo, Zhang, Huang. Towards Optimal Multi-draft Speculative Decoding, ICLR 2025
+  (arXiv 2502.18779).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +39,7 @@ import jax.numpy as jnp
 
 from spectheory import _core
 from spectheory import _validation as _v
-from spectheory._registry import Verifier, VerifyResult
+from spectheory._registry import VerifyResult, make_verifier
 from spectheory.drafts._greedy import greedy_top
 from spectheory.verify import _multi
 
@@ -52,27 +82,12 @@ def set_kernel(p, q, in_top, x) -> jax.Array:
     return a * _core.one_hot(x, p.shape[-1], p.dtype) + (1 - a) * _core.normalize(r)
 
 
-def _front(p, q, drafts):
-    p, q, drafts = _v.check_position(p, q, drafts)
-    _v.check_distinct_drafts(q, drafts)
-    return p, q, drafts
-
-
 def _top_mask(p, drafts):
     return jnp.zeros(p.shape, bool).at[drafts[:-1]].set(True)
 
 
 @jax.jit
-def _verify_core(u, p, q, drafts):
-    return set_verify_with_uniforms(u, p, q, drafts[:-1], drafts[-1], drafts)
-
-
-@jax.jit
-def _kernel_core(p, q, drafts):
-    return set_kernel(p, q, _top_mask(p, drafts), drafts[-1])
-
-
-def greedy_verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
+def _verify_core(u, p, q, drafts) -> VerifyResult:
     r"""Optimal verification of greedy drafts, with explicit noise.
 
     The drafts are :math:`(T_1, \dots, T_{n-1}, X)`: :math:`T` the ``n - 1`` most likely
@@ -87,7 +102,7 @@ def greedy_verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
     :math:`\alpha^* = p(T) + \sum_{y \notin T} \min(p(y), q'(y))`.
 
     Args:
-      uniforms: float[2] i.i.d. U[0, 1).
+      u: float[2] i.i.d. U[0, 1).
       p: target law, float[V].
       q: draft law, float[V].
       drafts: int[n], greedy drafts (the first ``n - 1`` define :math:`T`).
@@ -98,7 +113,7 @@ def greedy_verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
 
     >>> import jax.numpy as jnp
     >>> p, q = jnp.array([0.1, 0.2, 0.7]), jnp.array([0.6, 0.3, 0.1])
-    >>> r = greedy_verify_with_uniforms(jnp.array([0.9, 0.05]), p, q, jnp.array([0, 1]))
+    >>> r = GREEDY.verify_with_uniforms(jnp.array([0.9, 0.05]), p, q, jnp.array([0, 1]))
     >>> int(r.token), int(r.index)
     (0, 0)
 
@@ -106,33 +121,11 @@ def greedy_verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
       Hu, Zheng, Luo, Zhang, Huang. Towards Optimal Multi-draft Speculative Decoding,
       ICLR 2025 (arXiv 2502.18779).
     """
-    p, q, drafts = _front(p, q, drafts)
-    u = _v.check_uniforms(uniforms, 2).astype(p.dtype)
-    return _verify_core(u, p, q, drafts)
+    return set_verify_with_uniforms(u, p, q, drafts[:-1], drafts[-1], drafts)
 
 
-def greedy_verify(key, p, q, drafts) -> VerifyResult:
-    """Greedy-draft verification drawing its two uniforms from ``key``.
-
-    Same as :func:`greedy_verify_with_uniforms` with
-    ``uniforms = jax.random.uniform(key, (2,), dtype)``.
-
-    Args:
-      key: a ``jax.random`` key. p, q: float[V]. drafts: int[n].
-
-    >>> import jax, jax.numpy as jnp
-    >>> p = q = jnp.array([0.3, 0.7])
-    >>> int(greedy_verify(jax.random.key(0), p, q, jnp.array([1, 0])).token) in (0, 1)
-    True
-
-    References:
-      Hu et al., Towards Optimal Multi-draft Speculative Decoding (arXiv 2502.18779).
-    """
-    dtype = _core.float_dtype(p, q)
-    return greedy_verify_with_uniforms(jax.random.uniform(key, (2,), dtype), p, q, drafts)
-
-
-def greedy_kernel(p, q, drafts) -> jax.Array:
+@jax.jit
+def _kernel_core(p, q, drafts) -> jax.Array:
     r"""Exact law of the emitted token given greedy drafts :math:`(T, X)`.
 
     .. math::
@@ -146,14 +139,13 @@ def greedy_kernel(p, q, drafts) -> jax.Array:
       float[V], a probability vector.
 
     >>> import jax.numpy as jnp
-    >>> greedy_kernel(jnp.array([0.5, 0.5]), jnp.array([0.5, 0.5]), jnp.array([0, 1])).tolist()
+    >>> GREEDY.kernel(jnp.array([0.5, 0.5]), jnp.array([0.5, 0.5]), jnp.array([0, 1])).tolist()
     [0.5, 0.5]
 
     References:
       Hu et al., Towards Optimal Multi-draft Speculative Decoding (arXiv 2502.18779).
     """
-    p, q, drafts = _front(p, q, drafts)
-    return _kernel_core(p, q, drafts)
+    return set_kernel(p, q, _top_mask(p, drafts), drafts[-1])
 
 
 def greedy_acceptance(p, q, n: int) -> jax.Array:
@@ -189,11 +181,6 @@ def _acceptance_core(p, q, n):
     return jnp.sum(jnp.where(in_top, p, jnp.minimum(p, q_rest)))
 
 
-GREEDY = Verifier(
-    verify=greedy_verify,
-    kernel=greedy_kernel,
-    verify_with_uniforms=greedy_verify_with_uniforms,
-    num_uniforms=lambda n: 2,
-    acceptance=greedy_acceptance,
-)
-"""The optimal verifier for greedy drafts (Hu et al. 2025)."""
+GREEDY = make_verifier(_verify_core, _kernel_core, lambda n: 2, distinct=True, acceptance=greedy_acceptance,
+                       name="greedy")
+"""The optimal verifier for greedy drafts (Hu et al. 2025): two uniforms per position."""

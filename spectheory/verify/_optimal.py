@@ -1,16 +1,28 @@
-"""The optimal verifier for any draft scheme: an optimal plan of the transport LP (host side)."""
+r"""The optimal verifier for any draft scheme: an optimal plan of the transport LP (host side).
+
+For a draft scheme with exact law :math:`Q` over draft tuples, the best lossless verifier is
+an optimal plan :math:`\pi` of the transportation problem from :math:`Q` to ``p`` with cost 1
+when the token is not among the drafts; its acceptance is
+
+.. math:: \alpha^* = \min_{H \subseteq [V]} \big[p(H) + 1 - Q(\text{all drafts in } H)\big].
+
+:func:`optimal_verifier` builds it for any scheme (a host-only verifier of
+:func:`spectheory.make_verifier`); :data:`OPTIMAL` is the one for i.i.d. drafts.
+
+References:
+  Sun et al., SpecTr (arXiv 2310.15141); Hu et al., Towards Optimal Multi-draft Speculative
+  Decoding (arXiv 2502.18779).
+"""
 
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import NamedTuple, Union
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from spectheory import _validation as _v
-from spectheory._registry import DraftScheme, Verifier, VerifyResult
+from spectheory._registry import DraftScheme, Verifier, VerifyResult, make_verifier, scheme as _scheme
 from spectheory.drafts._iid import IID
 
 #: Largest transport LP solved: (number of draft tuples of positive probability) x V variables.
@@ -47,21 +59,21 @@ def _solve(p: np.ndarray, tuples: np.ndarray, probs: np.ndarray) -> _Plan:
 
 
 @functools.lru_cache(maxsize=256)
-def _plan_cached(scheme: DraftScheme, p_bytes: bytes, q_bytes: bytes, n: int) -> _Plan:
+def _plan_cached(scheme: DraftScheme, p_bytes: bytes, q_bytes: bytes, q_dtype: str, n: int) -> _Plan:
     p = np.frombuffer(p_bytes, dtype=np.float64)
-    q = np.frombuffer(q_bytes, dtype=np.float64)
+    q = np.frombuffer(q_bytes, dtype=q_dtype)  # the law checks q at its own precision, computes in float64
     tuples, probs = scheme.law(q, n)
     return _solve(p, np.asarray(tuples, dtype=np.int64), np.asarray(probs, dtype=np.float64))
 
 
 def _plan(scheme: DraftScheme, p, q, n: int) -> _Plan:
     p64 = np.ascontiguousarray(np.asarray(p, dtype=np.float64))
-    q64 = np.ascontiguousarray(np.asarray(q, dtype=np.float64))
+    q_np = np.ascontiguousarray(np.asarray(q))
     V = p64.shape[-1]
-    n = _v.check_n(n, V=V, replacement=scheme.replacement, support=int(np.sum(q64 > 0)))
+    n = _v.check_n(n, V=V, replacement=scheme.replacement, support=int(np.sum(q_np > 0)))
     if not scheme.supports(n, V):
         raise ValueError(f"n: draft scheme {scheme.name!r} is not defined for n={n} drafts over V={V} tokens")
-    return _plan_cached(scheme, p64.tobytes(), q64.tobytes(), n)
+    return _plan_cached(scheme, p64.tobytes(), q_np.tobytes(), q_np.dtype.str, n)
 
 
 def _sample_index_np(u: float, w: np.ndarray) -> int:
@@ -72,34 +84,7 @@ def _sample_index_np(u: float, w: np.ndarray) -> int:
     return min(idx, last_pos)
 
 
-@functools.lru_cache(maxsize=1024)
-def _validated(p_bytes: bytes, p_dtype: str, q_bytes: bytes, q_dtype: str) -> None:
-    """Run the front door once per distinct (p, q); later calls with the same values skip it."""
-    p = _v.as_probs(np.frombuffer(p_bytes, dtype=p_dtype), "p")
-    q = _v.as_probs(np.frombuffer(q_bytes, dtype=q_dtype), "q")
-    _v.same_vocab(p, q)
-
-
-def _host_inputs(p, q, drafts):
-    """Validated host copies ``(p float64[V], q float64[V], drafts int64[n], out dtype)``."""
-    if not all(_v.is_concrete(x) for x in (p, q, drafts)):
-        raise TypeError("the optimal verifier runs on the host and cannot be traced by jax.jit/vmap")
-    p_np, q_np, d = np.asarray(p), np.asarray(q), np.asarray(drafts)
-    if p_np.ndim != 1 or q_np.ndim != 1:
-        _v.check_position(p, q, drafts)  # raises the front door's error
-    _validated(np.ascontiguousarray(p_np).tobytes(), p_np.dtype.str, np.ascontiguousarray(q_np).tobytes(), q_np.dtype.str)
-    V = p_np.shape[0]
-    if not (np.issubdtype(d.dtype, np.integer) and d.ndim == 1 and d.size >= 1 and d.min() >= 0 and d.max() < V):
-        _v.check_position(p, q, drafts)  # raises the front door's error
-        raise ValueError("drafts: expected a non-empty 1-d array of token ids")
-    dtype = np.result_type(p_np.dtype, q_np.dtype, np.float32)
-    return p_np.astype(np.float64), q_np.astype(np.float64), d.astype(np.int64), dtype
-
-
-_uniform1 = jax.jit(lambda key, dtype: jax.random.uniform(key, (1,), dtype), static_argnums=1)
-
-
-def optimal_verifier(scheme: DraftScheme = IID) -> Verifier:
+def optimal_verifier(scheme: Union[DraftScheme, str] = IID) -> Verifier:
     r"""The optimal lossless verifier for a draft scheme: an optimal plan of the transport LP.
 
     For the scheme's exact draft law :math:`Q` over ordered tuples :math:`\bar x` (``n``
@@ -117,18 +102,22 @@ def optimal_verifier(scheme: DraftScheme = IID) -> Verifier:
 
     .. math:: \alpha^* = \min_{H \subseteq [V]} \big[p(H) + 1 - Q(\text{all drafts in } H)\big].
 
-    The plan is cached per ``(scheme, p, q, n)``. Host side only (``host_only=True``): the
-    returned functions accept arrays but cannot be traced by ``jax.jit``. Small vocabularies
+    The plan is cached per ``(scheme, p, q, n)``. Host side only: the verifier is built by
+    :func:`spectheory.make_verifier` with ``host_only=True``, so it has the front door of every
+    verifier (the same ``ValueError`` on bad ``p``, ``q``, ``drafts`` or uniforms) and refuses
+    traced inputs (``jax.jit``, ``jax.vmap``) with a ``TypeError``. Small vocabularies
     only: the LP has ``M x V`` variables with ``M`` the number of draft tuples (``V**n`` for
     i.i.d. drafts); above :data:`MAX_LP_VARIABLES` a ``ValueError`` is raised.
 
     The returned :class:`~spectheory.Verifier` has ``verify(key, p, q, drafts)``,
-    ``kernel(p, q, drafts) -> float[V]`` (a NumPy array, in the inputs' floating dtype), ``verify_with_uniforms(u float[1], p, q, drafts)``
-    (inverse-CDF draw from the kernel row with ``u[0]``) and ``acceptance(p, q, n) -> float``
-    (the LP optimum). ``p``, ``q``: float[V]; ``drafts``: int[n].
+    ``kernel(p, q, drafts) -> float[V]`` (a NumPy array, in the inputs' floating dtype),
+    ``verify_with_uniforms(u float[1], p, q, drafts)`` (inverse-CDF draw from the kernel row
+    with ``u[0]``) and ``acceptance(p, q, n) -> float`` (the LP optimum). ``p``, ``q``:
+    float[V]; ``drafts``: int[n]. A tuple outside the scheme's support gets the kernel ``p``.
 
     Args:
-      scheme: the :class:`~spectheory.DraftScheme` whose law the verifier assumes.
+      scheme: the :class:`~spectheory.DraftScheme` whose law the verifier assumes, or the name
+        of a registered scheme (``"iid"``, ``"without_replacement"``, ``"greedy"``, ``"hub"``).
 
     Returns:
       :class:`~spectheory.Verifier`.
@@ -138,6 +127,9 @@ def optimal_verifier(scheme: DraftScheme = IID) -> Verifier:
     >>> p, q = np.array([0.5, 0.5]), np.array([0.9, 0.1])
     >>> round(ver.acceptance(p, q, 2), 12)  # min over H: H = {0} gives 0.5 + 1 - 0.81
     0.69
+    >>> K = optimal_verifier("iid").kernel(p, q, np.array([1, 1]))  # Q(1, 1) = 0.01 < p(1): kept
+    >>> [round(float(x), 12) for x in K]
+    [0.0, 1.0]
 
     References:
       Sun et al., SpecTr: Fast Speculative Decoding via Optimal Transport, NeurIPS 2023
@@ -146,41 +138,33 @@ def optimal_verifier(scheme: DraftScheme = IID) -> Verifier:
       Transport, JMLR 2021.
     """
 
-    def kernel(p, q, drafts) -> np.ndarray:
-        p64, q64, d, dtype = _host_inputs(p, q, drafts)
-        plan = _plan(scheme, p64, q64, d.shape[0])
-        row = plan.rows.get(tuple(d.tolist()))
-        K = plan.kernel[row] if row is not None else p64 / p64.sum()
-        return K.astype(dtype)
+    scheme = _scheme(scheme)
 
-    def verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
-        u = np.asarray(uniforms)
-        if not (np.issubdtype(u.dtype, np.floating) and u.shape == (1,) and 0 <= u[0] < 1):
-            _v.check_uniforms(uniforms, 1)  # raises the front door's error
+    def kernel(p, q, drafts) -> np.ndarray:
+        """The row of the optimal plan for ``drafts``: float[V] in the dtype of ``p``."""
+        p64 = p.astype(np.float64)
+        plan = _plan(scheme, p64, q, drafts.shape[0])
+        row = plan.rows.get(tuple(drafts.tolist()))
+        K = plan.kernel[row] if row is not None else p64 / p64.sum()
+        return K.astype(p.dtype)
+
+    def core(u, p, q, drafts) -> VerifyResult:
+        """Inverse-CDF draw with ``u[0]`` from the kernel row (host side)."""
         K = kernel(p, q, drafts).astype(np.float64)
         token = _sample_index_np(float(u[0]), K)
-        hit = np.flatnonzero(np.asarray(drafts) == token)
+        hit = np.flatnonzero(drafts == token)
         index = int(hit[0]) if hit.size else -1
         return VerifyResult(np.int32(token), np.int32(index))
 
-    def verify(key, p, q, drafts) -> VerifyResult:
-        dtype = jnp.result_type(np.asarray(p).dtype, np.asarray(q).dtype, jnp.float32)
-        return verify_with_uniforms(_uniform1(key, dtype), p, q, drafts)
-
     def acceptance(p, q, n: int) -> float:
+        """The LP optimum :math:`\\alpha^*` for ``n`` drafts of the scheme."""
         p = _v.as_probs(p, "p")
         q = _v.as_probs(q, "q")
         _v.same_vocab(p, q)
         return _plan(scheme, p, q, n).value
 
-    return Verifier(
-        verify=verify,
-        kernel=kernel,
-        verify_with_uniforms=verify_with_uniforms,
-        num_uniforms=lambda n: 1,
-        acceptance=acceptance,
-        host_only=True,
-    )
+    return make_verifier(core, kernel, lambda n: 1, acceptance=acceptance, name=f"optimal[{scheme.name}]",
+                         host_only=True)
 
 
 OPTIMAL = optimal_verifier(IID)

@@ -1,4 +1,31 @@
-"""Recursive rejection sampling without replacement (recursive speculative decoding, RSD)."""
+r"""Recursive rejection sampling without replacement (recursive speculative decoding, RSD).
+
+The ``n`` drafts are drawn from ``q`` without replacement (Gumbel-top-k on :math:`\log q`).
+Step ``j`` is a single-draft test of :math:`x_j` against the exact conditional law
+:math:`q_j` of the ``j``-th draw; on rejection both laws are updated,
+
+.. math::
+    p_{j+1} = \mathrm{norm}\big((p_j - q_j)_+\big), \qquad
+    q_{j+1} = \mathrm{norm}\big(q_j\,[\cdot \neq x_j]\big),
+
+and if all ``n`` are rejected a token is drawn from :math:`p_{n+1}`. Every step is a lossless
+single-draft test, so the rule is lossless; its acceptance has no simple closed form
+(enumerate it with :func:`spectheory.audit.exact`).
+
+:data:`RSD` is the verifier (built by :func:`spectheory.make_verifier`):
+``RSD.verify(key, p, q, drafts)``, ``RSD.verify_with_uniforms(u float[n + 1], p, q, drafts)``
+and ``RSD.kernel(p, q, drafts)``; ``p, q: float[V]``, ``drafts: int[n]`` distinct with
+``n <= #{x : q(x) > 0}`` (a ``ValueError`` otherwise, when called eagerly).
+
+>>> import jax, jax.numpy as jnp
+>>> p = q = jnp.array([0.3, 0.7])
+>>> int(RSD.verify(jax.random.key(0), p, q, jnp.array([1, 0])).index)  # p == q: the first draft
+0
+
+References:
+  Jeon, Gagrani, Goel, Park, Lee, Lott. Recursive Speculative Decoding: Accelerating LLM
+  Inference via Sampling Without Replacement (arXiv 2402.14160).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from spectheory import _core
-from spectheory import _validation as _v
-from spectheory._registry import Verifier, VerifyResult
+from spectheory._registry import VerifyResult, make_verifier
 from spectheory.verify import _multi
 
 
@@ -26,6 +52,14 @@ def rsd_laws(p, q, drafts):
     Returns:
       ``(p_x float[n], q_x float[n], p_last float[V])``: :math:`p_j(x_j)`, :math:`q_j(x_j)`
       and the final residual law :math:`p_{n+1}`.
+
+    >>> import jax.numpy as jnp  # after x_1 = 0: p_2 = (0, 1, 0), q_2 = (0, 0.5, 0.5)
+    >>> px, qx, p_last = rsd_laws(jnp.array([0.5, 0.5, 0.0]), jnp.array([0.5, 0.25, 0.25]), jnp.array([0, 1]))
+    >>> px.tolist(), qx.tolist(), p_last.tolist()
+    ([0.5, 1.0], [0.5, 0.5], [0.0, 1.0, 0.0])
+
+    References:
+      Jeon et al., Recursive Speculative Decoding (arXiv 2402.14160).
     """
 
     def step(carry, x):
@@ -36,53 +70,6 @@ def rsd_laws(p, q, drafts):
 
     (p_last, _), (px, qx) = jax.lax.scan(step, (p, q), drafts)
     return px, qx, p_last
-
-
-def _front(p, q, drafts):
-    p, q, drafts = _v.check_position(p, q, drafts)
-    _v.check_distinct_drafts(q, drafts)
-    return p, q, drafts, int(drafts.shape[0])
-
-
-def rsd_verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
-    r"""Recursive rejection sampling without replacement, with explicit noise.
-
-    The drafts are ``n`` draws without replacement from ``q`` (Gumbel-top-k). Step ``j``
-    is a single-draft test of :math:`x_j` against the exact conditional law :math:`q_j` of the
-    ``j``-th draw: :math:`x_j` passes iff :math:`u_{j-1}\, q_j(x_j) < p_j(x_j)`, with
-
-    .. math::
-        p_{j+1} = \mathrm{norm}\big((p_j - q_j)_+\big), \qquad
-        q_{j+1} = \mathrm{norm}\big(q_j\,[\cdot \neq x_j]\big).
-
-    The first passing draft is emitted; if all fail, the inverse-CDF draw with :math:`u_n` from
-    :math:`p_{n+1}`.
-
-    Args:
-      uniforms: float[n + 1] i.i.d. U[0, 1).
-      p: target law, float[V].
-      q: draft law, float[V].
-      drafts: int[n], distinct, with ``n <= #{x : q(x) > 0}``.
-
-    Returns:
-      :class:`~spectheory.VerifyResult`.
-
-    Raises:
-      ValueError: (eagerly) on repeated drafts or ``n`` above the support of ``q``.
-
-    >>> import jax.numpy as jnp
-    >>> p, q = jnp.array([0.0, 0.5, 0.5]), jnp.array([0.6, 0.3, 0.1])
-    >>> r = rsd_verify_with_uniforms(jnp.array([0.5, 0.3, 0.0]), p, q, jnp.array([0, 1]))
-    >>> int(r.token), int(r.index)
-    (1, 1)
-
-    References:
-      Jeon, Gagrani, Goel, Park, Lee, Lott. Recursive Speculative Decoding: Accelerating LLM
-      Inference via Sampling Without Replacement (arXiv 2402.14160).
-    """
-    p, q, drafts, n = _front(p, q, drafts)
-    u = _v.check_uniforms(uniforms, n + 1).astype(p.dtype)
-    return _verify_core(u, p, q, drafts)
 
 
 def _rsd_thresholds(p, q, drafts):
@@ -138,7 +125,39 @@ def _rsd_thresholds(p, q, drafts):
 
 
 @jax.jit
-def _verify_core(u, p, q, drafts):
+def _verify_core(u, p, q, drafts) -> VerifyResult:
+    r"""Recursive rejection sampling without replacement, with explicit noise.
+
+    The drafts are ``n`` draws without replacement from ``q`` (Gumbel-top-k). Step ``j``
+    is a single-draft test of :math:`x_j` against the exact conditional law :math:`q_j` of the
+    ``j``-th draw: :math:`x_j` passes iff :math:`u_{j-1}\, q_j(x_j) < p_j(x_j)`, with
+
+    .. math::
+        p_{j+1} = \mathrm{norm}\big((p_j - q_j)_+\big), \qquad
+        q_{j+1} = \mathrm{norm}\big(q_j\,[\cdot \neq x_j]\big).
+
+    The first passing draft is emitted; if all fail, the inverse-CDF draw with :math:`u_n` from
+    :math:`p_{n+1}`. The laws are formed as thresholds (:func:`_rsd_thresholds`), never as rows.
+
+    Args:
+      u: float[n + 1] i.i.d. U[0, 1).
+      p: target law, float[V].
+      q: draft law, float[V].
+      drafts: int[n], distinct, with ``n <= #{x : q(x) > 0}``.
+
+    Returns:
+      :class:`~spectheory.VerifyResult`.
+
+    >>> import jax.numpy as jnp
+    >>> p, q = jnp.array([0.0, 0.5, 0.5]), jnp.array([0.6, 0.3, 0.1])
+    >>> r = RSD.verify_with_uniforms(jnp.array([0.5, 0.3, 0.0]), p, q, jnp.array([0, 1]))
+    >>> int(r.token), int(r.index)
+    (1, 1)
+
+    References:
+      Jeon, Gagrani, Goel, Park, Lee, Lott. Recursive Speculative Decoding: Accelerating LLM
+      Inference via Sampling Without Replacement (arXiv 2402.14160).
+    """
     n = drafts.shape[0]
     px, qx, t, frozen, pz = _rsd_thresholds(p, q, drafts)
     ok = _core.accepts(u[:n], px, qx)
@@ -147,34 +166,15 @@ def _verify_core(u, p, q, drafts):
     return _multi.first_accepted(ok, drafts, y)
 
 
-def rsd_verify(key, p, q, drafts) -> VerifyResult:
-    """RSD verification drawing its ``n + 1`` uniforms from ``key``.
-
-    Same as :func:`rsd_verify_with_uniforms` with
-    ``uniforms = jax.random.uniform(key, (n + 1,), dtype)``.
-
-    Args:
-      key: a ``jax.random`` key. p, q: float[V]. drafts: int[n], distinct.
-
-    >>> import jax, jax.numpy as jnp
-    >>> p = q = jnp.array([0.3, 0.7])
-    >>> int(rsd_verify(jax.random.key(0), p, q, jnp.array([1, 0])).index)
-    0
-
-    References:
-      Jeon et al., Recursive Speculative Decoding (arXiv 2402.14160).
-    """
-    dtype = _core.float_dtype(p, q)
-    n = int(jnp.shape(drafts)[0])
-    return rsd_verify_with_uniforms(jax.random.uniform(key, (n + 1,), dtype), p, q, drafts)
-
-
-def rsd_kernel(p, q, drafts) -> jax.Array:
+@jax.jit
+def _kernel_core(p, q, drafts) -> jax.Array:
     r"""Exact law of RSD's emitted token given drafts drawn without replacement.
 
     .. math::
         K(y \mid \bar x) = \sum_j \Big[\prod_{i<j}(1 - a_i)\Big] a_j\,\delta_{x_j}(y)
-        + \Big[\prod_j (1 - a_j)\Big] p_{n+1}(y), \qquad a_j = \min\big(1, p_j(x_j)/q_j(x_j)\big).
+        + \Big[\prod_j (1 - a_j)\Big] p_{n+1}(y), \qquad a_j = \min\big(1, p_j(x_j)/q_j(x_j)\big),
+
+    with the laws of :func:`rsd_laws` formed as rows.
 
     Args:
       p: target law, float[V]. q: draft law, float[V]. drafts: int[n], distinct.
@@ -183,28 +183,16 @@ def rsd_kernel(p, q, drafts) -> jax.Array:
       float[V], a probability vector.
 
     >>> import jax.numpy as jnp
-    >>> rsd_kernel(jnp.array([0.0, 1.0]), jnp.array([0.5, 0.5]), jnp.array([0, 1])).tolist()
+    >>> RSD.kernel(jnp.array([0.0, 1.0]), jnp.array([0.5, 0.5]), jnp.array([0, 1])).tolist()
     [0.0, 1.0]
 
     References:
       Jeon et al., Recursive Speculative Decoding (arXiv 2402.14160).
     """
-    p, q, drafts, n = _front(p, q, drafts)
-    return _kernel_core(p, q, drafts)
-
-
-@jax.jit
-def _kernel_core(p, q, drafts):
     px, qx, p_last = rsd_laws(p, q, drafts)
     return _multi.sequential_kernel(drafts, _core.accept_prob(px, qx), p_last)
 
 
-RSD = Verifier(
-    verify=rsd_verify,
-    kernel=rsd_kernel,
-    verify_with_uniforms=rsd_verify_with_uniforms,
-    num_uniforms=lambda n: n + 1,
-    acceptance=None,
-)
-"""RSD's verifier: recursive rejection sampling without replacement (no closed-form
-acceptance; use :func:`spectheory.audit.exact`)."""
+RSD = make_verifier(_verify_core, _kernel_core, lambda n: n + 1, distinct=True, name="rsd")
+"""RSD's verifier: recursive rejection sampling without replacement (``n + 1`` uniforms per
+position; no closed-form acceptance, use :func:`spectheory.audit.exact`)."""

@@ -1,4 +1,32 @@
-"""SpecHub (Sun et al. 2024): two drafts, one of them the hub a = argmax q."""
+r"""SpecHub (Sun et al. 2024): two drafts, one of them the hub a = argmax q.
+
+The hub draft pair is :math:`\{a, z\}` with :math:`a = \arg\max q` and
+:math:`z \sim q'(z) = q(z)/(1 - q(a))` (the first draft is drawn from ``q``; if it is the hub
+the second is drawn from the rest, else the second is the hub). The verifier accepts
+:math:`z` with probability :math:`\min(1, p(z)/q'(z))` and otherwise emits a token from
+:math:`\mathrm{norm}(r)`, :math:`r(a) = p(a)`, :math:`r(y) = (p(y) - q'(y))_+` for
+:math:`y \neq a`: the greedy-drafts verifier with :math:`T = \{a\}` (the draft *set* has the
+law of greedy drafts with ``n = 2``). It is lossless and reaches the optimal acceptance for hub
+drafts
+
+.. math::
+    \alpha^* = \min\Big(1,\ p(a) + \sum_{i \neq a} \min\big(p(i), \tfrac{q(i)}{1 - q(a)}\big)\Big).
+
+:data:`SPECHUB` is the verifier (built by :func:`spectheory.make_verifier`):
+``SPECHUB.verify(key, p, q, drafts)``, ``SPECHUB.verify_with_uniforms(u float[2], p, q,
+drafts)``, ``SPECHUB.kernel(p, q, drafts)`` and ``SPECHUB.acceptance``
+(:func:`spechub_acceptance`); ``p, q: float[V]``, ``drafts: int[2]``, a hub pair (a
+``ValueError`` when it misses ``argmax q``, called eagerly).
+
+>>> import jax, jax.numpy as jnp
+>>> p = q = jnp.array([0.3, 0.7])
+>>> int(SPECHUB.verify(jax.random.key(0), p, q, jnp.array([1, 0])).index) in (0, 1)
+True
+
+References:
+  Sun, Zhou, Chen, Sun. SpecHub: Provable Acceleration to Multi-Draft Speculative Decoding,
+  EMNLP 2024 (arXiv 2411.05289).
+"""
 
 from __future__ import annotations
 
@@ -8,19 +36,17 @@ import numpy as np
 
 from spectheory import _core
 from spectheory import _validation as _v
-from spectheory._registry import Verifier, VerifyResult
+from spectheory._registry import VerifyResult, make_verifier
 from spectheory.verify import _multi
 from spectheory.verify._greedy import set_kernel, set_verify_with_uniforms
 
 
-def _front(p, q, drafts):
-    p, q, drafts = _v.check_position(p, q, drafts, n=2)
-    _v.check_distinct_drafts(q, drafts)
+def _check_hub(p, q, drafts) -> None:
+    """Front-door check (concrete inputs only): the pair contains the hub ``argmax q``."""
     if _v.is_concrete(drafts) and _v.is_concrete(q):
         hub = int(np.argmax(np.asarray(q)))
         if hub not in np.asarray(drafts).tolist():
             raise ValueError(f"drafts: hub drafts must contain the hub argmax(q) = {hub}, got {np.asarray(drafts).tolist()}")
-    return p, q, drafts
 
 
 def _hub_parts(p, q, drafts):
@@ -30,19 +56,7 @@ def _hub_parts(p, q, drafts):
 
 
 @jax.jit
-def _verify_core(u, p, q, drafts):
-    hub = jnp.argmax(q)
-    other = jnp.where(drafts[0] == hub, drafts[1], drafts[0])
-    return set_verify_with_uniforms(u, p, q, hub[None], other, drafts)
-
-
-@jax.jit
-def _kernel_core(p, q, drafts):
-    in_top, other = _hub_parts(p, q, drafts)
-    return set_kernel(p, q, in_top, other)
-
-
-def spechub_verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
+def _verify_core(u, p, q, drafts) -> VerifyResult:
     r"""SpecHub verification of a hub draft pair, with explicit noise.
 
     The pair is :math:`\{a, z\}` with the hub :math:`a = \arg\max q` and
@@ -60,7 +74,7 @@ def spechub_verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
     exact audit and the transport LP confirm both losslessness and optimality.
 
     Args:
-      uniforms: float[2] i.i.d. U[0, 1).
+      u: float[2] i.i.d. U[0, 1).
       p: target law, float[V].
       q: draft law, float[V], at least two tokens of positive mass.
       drafts: int[2], a hub pair (contains ``argmax q``).
@@ -71,7 +85,7 @@ def spechub_verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
 
     >>> import jax.numpy as jnp
     >>> p, q = jnp.array([0.1, 0.2, 0.7]), jnp.array([0.6, 0.3, 0.1])
-    >>> r = spechub_verify_with_uniforms(jnp.array([0.1, 0.5]), p, q, jnp.array([2, 0]))
+    >>> r = SPECHUB.verify_with_uniforms(jnp.array([0.1, 0.5]), p, q, jnp.array([2, 0]))
     >>> int(r.token), int(r.index)
     (2, 0)
 
@@ -79,33 +93,13 @@ def spechub_verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
       Sun, Zhou, Chen, Sun. SpecHub: Provable Acceleration to Multi-Draft Speculative
       Decoding, EMNLP 2024 (arXiv 2411.05289).
     """
-    p, q, drafts = _front(p, q, drafts)
-    u = _v.check_uniforms(uniforms, 2).astype(p.dtype)
-    return _verify_core(u, p, q, drafts)
+    hub = jnp.argmax(q)
+    other = jnp.where(drafts[0] == hub, drafts[1], drafts[0])
+    return set_verify_with_uniforms(u, p, q, hub[None], other, drafts)
 
 
-def spechub_verify(key, p, q, drafts) -> VerifyResult:
-    """SpecHub verification drawing its two uniforms from ``key``.
-
-    Same as :func:`spechub_verify_with_uniforms` with
-    ``uniforms = jax.random.uniform(key, (2,), dtype)``.
-
-    Args:
-      key: a ``jax.random`` key. p, q: float[V]. drafts: int[2].
-
-    >>> import jax, jax.numpy as jnp
-    >>> p = q = jnp.array([0.3, 0.7])
-    >>> int(spechub_verify(jax.random.key(0), p, q, jnp.array([1, 0])).index) in (0, 1)
-    True
-
-    References:
-      Sun et al., SpecHub (arXiv 2411.05289).
-    """
-    dtype = _core.float_dtype(p, q)
-    return spechub_verify_with_uniforms(jax.random.uniform(key, (2,), dtype), p, q, drafts)
-
-
-def spechub_kernel(p, q, drafts) -> jax.Array:
+@jax.jit
+def _kernel_core(p, q, drafts) -> jax.Array:
     r"""Exact law of SpecHub's emitted token given the hub pair :math:`\{a, z\}`.
 
     .. math::
@@ -119,14 +113,14 @@ def spechub_kernel(p, q, drafts) -> jax.Array:
       float[V], a probability vector.
 
     >>> import jax.numpy as jnp
-    >>> spechub_kernel(jnp.array([1.0, 0.0, 0.0]), jnp.array([0.5, 0.3, 0.2]), jnp.array([0, 1])).tolist()
+    >>> SPECHUB.kernel(jnp.array([1.0, 0.0, 0.0]), jnp.array([0.5, 0.3, 0.2]), jnp.array([0, 1])).tolist()
     [1.0, 0.0, 0.0]
 
     References:
       Sun et al., SpecHub (arXiv 2411.05289).
     """
-    p, q, drafts = _front(p, q, drafts)
-    return _kernel_core(p, q, drafts)
+    in_top, other = _hub_parts(p, q, drafts)
+    return set_kernel(p, q, in_top, other)
 
 
 def spechub_acceptance(p, q, n: int = 2) -> jax.Array:
@@ -161,11 +155,6 @@ def _acceptance_core(p, q):
     return jnp.minimum(1, jnp.sum(jnp.where(hub, p, jnp.minimum(p, q_rest))))
 
 
-SPECHUB = Verifier(
-    verify=spechub_verify,
-    kernel=spechub_kernel,
-    verify_with_uniforms=spechub_verify_with_uniforms,
-    num_uniforms=lambda n: 2,
-    acceptance=spechub_acceptance,
-)
-"""SpecHub's verifier for hub draft pairs (``n = 2``)."""
+SPECHUB = make_verifier(_verify_core, _kernel_core, lambda n: 2, n=2, distinct=True, check=_check_hub,
+                        acceptance=spechub_acceptance, name="spechub")
+"""SpecHub's verifier for hub draft pairs (``n = 2``, two uniforms per position)."""

@@ -1,4 +1,27 @@
-"""Recursive rejection sampling with replacement (SpecInfer): n i.i.d. drafts."""
+r"""Recursive rejection sampling with replacement (SpecInfer): n i.i.d. drafts.
+
+The drafts :math:`x_1, \dots, x_n` are i.i.d. from ``q``. With :math:`p_1 = p`, draft
+:math:`x_j` is tested against :math:`p_j` with the single-draft rule and, on rejection, the
+target becomes the normalised residual :math:`p_{j+1} = \mathrm{norm}((p_j - q)_+)`; the first
+accepted draft is emitted, and if all ``n`` are rejected a token is drawn from
+:math:`p_{n+1}`. The acceptance rate is
+
+.. math:: \alpha = 1 - \prod_{j=1}^{n} \Big(1 - \sum_x \min(p_j(x), q(x))\Big).
+
+:data:`SPECINFER` is the verifier (built by :func:`spectheory.make_verifier`):
+``SPECINFER.verify(key, p, q, drafts)``, ``SPECINFER.verify_with_uniforms(u float[n + 1], p, q,
+drafts)``, ``SPECINFER.kernel(p, q, drafts)`` and ``SPECINFER.acceptance``
+(:func:`specinfer_acceptance`); ``p, q: float[V]``, ``drafts: int[n]``.
+
+>>> import jax, jax.numpy as jnp
+>>> p = q = jnp.array([0.3, 0.7])
+>>> int(SPECINFER.verify(jax.random.key(0), p, q, jnp.array([1, 0])).index)  # p == q: the first draft
+0
+
+References:
+  Miao et al. SpecInfer: Accelerating Large Language Model Serving with Tree-based
+  Speculative Inference and Verification, ASPLOS 2024 (arXiv 2305.09781).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +32,7 @@ import jax.numpy as jnp
 
 from spectheory import _core
 from spectheory import _validation as _v
-from spectheory._registry import Verifier, VerifyResult
+from spectheory._registry import VerifyResult, make_verifier
 from spectheory.verify import _multi
 
 
@@ -26,6 +49,13 @@ def specinfer_targets(p, q, n: int):
 
     Returns:
       float[n + 1, V]: rows :math:`p_1, \dots, p_{n+1}`.
+
+    >>> import jax.numpy as jnp  # (p - q)+ = (0, 0.4): every later target is the point mass at 1
+    >>> specinfer_targets(jnp.array([0.5, 0.5]), jnp.array([0.9, 0.1]), 2).tolist()
+    [[0.5, 0.5], [0.0, 1.0], [0.0, 1.0]]
+
+    References:
+      Miao et al., SpecInfer (arXiv 2305.09781), multi-step speculative sampling.
     """
 
     def step(pj, _):
@@ -33,45 +63,6 @@ def specinfer_targets(p, q, n: int):
 
     last, rows = jax.lax.scan(step, p, None, length=n)
     return jnp.concatenate([rows, last[None]], axis=0)
-
-
-def _front(p, q, drafts):
-    p, q, drafts = _v.check_position(p, q, drafts)
-    return p, q, drafts, int(drafts.shape[0])
-
-
-def specinfer_verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
-    r"""SpecInfer's multi-draft verification with explicit noise.
-
-    With :math:`p_1 = p` and :math:`p_{j+1} = \mathrm{norm}((p_j - q)_+)`, draft :math:`x_j`
-    passes iff :math:`u_{j-1}\, q(x_j) < p_j(x_j)`; the first passing draft is emitted. If all
-    ``n`` fail, the token is the inverse-CDF draw with :math:`u_n` from :math:`p_{n+1}`:
-
-    .. math::
-        P(\text{accept}) = 1 - \prod_{j=1}^{n} \Big(1 - \sum_x \min(p_j(x), q(x))\Big).
-
-    Args:
-      uniforms: float[n + 1] i.i.d. U[0, 1): one coin per draft, then the residual draw.
-      p: target law, float[V].
-      q: draft law, float[V] (the drafts are i.i.d. from it).
-      drafts: int[n].
-
-    Returns:
-      :class:`~spectheory.VerifyResult`; ``index`` is the passing draft's position or -1.
-
-    >>> import jax.numpy as jnp
-    >>> p, q = jnp.array([0.5, 0.5, 0.0]), jnp.array([0.2, 0.2, 0.6])
-    >>> r = specinfer_verify_with_uniforms(jnp.array([0.0, 0.0, 0.7]), p, q, jnp.array([2, 1]))
-    >>> int(r.token), int(r.index)
-    (1, 1)
-
-    References:
-      Miao et al. SpecInfer: Accelerating Large Language Model Serving with Tree-based
-      Speculative Inference and Verification, ASPLOS 2024 (arXiv 2305.09781).
-    """
-    p, q, drafts, n = _front(p, q, drafts)
-    u = _v.check_uniforms(uniforms, n + 1).astype(p.dtype)
-    return _verify_core(u, p, q, drafts)
 
 
 def specinfer_thresholds(p, q, n: int):
@@ -93,6 +84,15 @@ def specinfer_thresholds(p, q, n: int):
 
     Returns:
       ``(t, Z)``, each float[n + 1].
+
+    >>> import jax.numpy as jnp  # t_2 = 1, Z_2 = 0.4; t_3 = 1.4, Z_3 = (0.5 - 0.14) = 0.36
+    >>> t, Z = specinfer_thresholds(jnp.array([0.5, 0.5]), jnp.array([0.9, 0.1]), 2)
+    >>> [round(float(x), 12) for x in t], [round(float(x), 12) for x in Z]
+    ([0.0, 1.0, 1.4], [1.0, 0.4, 0.36])
+
+    References:
+      Miao et al., SpecInfer (arXiv 2305.09781); the threshold form is derived here and checked
+      against :func:`specinfer_targets` in the tests.
     """
 
     def step(carry, _):
@@ -108,7 +108,37 @@ def specinfer_thresholds(p, q, n: int):
 
 
 @jax.jit
-def _verify_core(u, p, q, drafts):
+def _verify_core(u, p, q, drafts) -> VerifyResult:
+    r"""SpecInfer's multi-draft verification with explicit noise.
+
+    With :math:`p_1 = p` and :math:`p_{j+1} = \mathrm{norm}((p_j - q)_+)`, draft :math:`x_j`
+    passes iff :math:`u_{j-1}\, q(x_j) < p_j(x_j)`; the first passing draft is emitted. If all
+    ``n`` fail, the token is the inverse-CDF draw with :math:`u_n` from :math:`p_{n+1}`:
+
+    .. math::
+        P(\text{accept}) = 1 - \prod_{j=1}^{n} \Big(1 - \sum_x \min(p_j(x), q(x))\Big).
+
+    The targets are formed as thresholds (:func:`specinfer_thresholds`), never as rows.
+
+    Args:
+      u: float[n + 1] i.i.d. U[0, 1): one coin per draft, then the residual draw.
+      p: target law, float[V].
+      q: draft law, float[V] (the drafts are i.i.d. from it).
+      drafts: int[n].
+
+    Returns:
+      :class:`~spectheory.VerifyResult`; ``index`` is the passing draft's position or -1.
+
+    >>> import jax.numpy as jnp
+    >>> p, q = jnp.array([0.5, 0.5, 0.0]), jnp.array([0.2, 0.2, 0.6])
+    >>> r = SPECINFER.verify_with_uniforms(jnp.array([0.0, 0.0, 0.7]), p, q, jnp.array([2, 1]))
+    >>> int(r.token), int(r.index)
+    (1, 1)
+
+    References:
+      Miao et al. SpecInfer: Accelerating Large Language Model Serving with Tree-based
+      Speculative Inference and Verification, ASPLOS 2024 (arXiv 2305.09781).
+    """
     n = drafts.shape[0]
     t, Z = specinfer_thresholds(p, q, n)
     px, qx = p[drafts], q[drafts]
@@ -117,35 +147,15 @@ def _verify_core(u, p, q, drafts):
     return _multi.first_accepted(ok, drafts, y)
 
 
-def specinfer_verify(key, p, q, drafts) -> VerifyResult:
-    """SpecInfer verification drawing its ``n + 1`` uniforms from ``key``.
-
-    Same as :func:`specinfer_verify_with_uniforms` with
-    ``uniforms = jax.random.uniform(key, (n + 1,), dtype)``.
-
-    Args:
-      key: a ``jax.random`` key. p, q: float[V]. drafts: int[n].
-
-    >>> import jax, jax.numpy as jnp
-    >>> p = q = jnp.array([0.3, 0.7])
-    >>> int(specinfer_verify(jax.random.key(0), p, q, jnp.array([1, 0])).index)
-    0
-
-    References:
-      Miao et al. SpecInfer: Accelerating Large Language Model Serving with Tree-based
-      Speculative Inference and Verification, ASPLOS 2024 (arXiv 2305.09781).
-    """
-    dtype = _core.float_dtype(p, q)
-    n = int(jnp.shape(drafts)[0])
-    return specinfer_verify_with_uniforms(jax.random.uniform(key, (n + 1,), dtype), p, q, drafts)
-
-
-def specinfer_kernel(p, q, drafts) -> jax.Array:
+@jax.jit
+def _kernel_core(p, q, drafts) -> jax.Array:
     r"""Exact law of SpecInfer's emitted token given i.i.d. drafts :math:`x_1..x_n`.
 
     .. math::
         K(y \mid \bar x) = \sum_j \Big[\prod_{i<j}(1 - a_i)\Big] a_j\,\delta_{x_j}(y)
-        + \Big[\prod_j (1 - a_j)\Big] p_{n+1}(y), \qquad a_j = \min\big(1, p_j(x_j)/q(x_j)\big).
+        + \Big[\prod_j (1 - a_j)\Big] p_{n+1}(y), \qquad a_j = \min\big(1, p_j(x_j)/q(x_j)\big),
+
+    with the targets :math:`p_j` of :func:`specinfer_targets` formed as rows.
 
     Args:
       p: target law, float[V]. q: draft law, float[V]. drafts: int[n].
@@ -154,19 +164,13 @@ def specinfer_kernel(p, q, drafts) -> jax.Array:
       float[V], a probability vector.
 
     >>> import jax.numpy as jnp
-    >>> specinfer_kernel(jnp.array([1.0, 0.0]), jnp.array([0.5, 0.5]), jnp.array([1, 1])).tolist()
+    >>> SPECINFER.kernel(jnp.array([1.0, 0.0]), jnp.array([0.5, 0.5]), jnp.array([1, 1])).tolist()
     [1.0, 0.0]
 
     References:
       Miao et al. SpecInfer: Accelerating Large Language Model Serving with Tree-based
       Speculative Inference and Verification, ASPLOS 2024 (arXiv 2305.09781).
     """
-    p, q, drafts, n = _front(p, q, drafts)
-    return _kernel_core(p, q, drafts)
-
-
-@jax.jit
-def _kernel_core(p, q, drafts):
     n = drafts.shape[0]
     P = specinfer_targets(p, q, n)
     a = _core.accept_prob(P[jnp.arange(n), drafts], q[drafts])
@@ -203,11 +207,7 @@ def _acceptance_core(p, q, n):
     return 1 - jnp.prod(1 - beta)
 
 
-SPECINFER = Verifier(
-    verify=specinfer_verify,
-    kernel=specinfer_kernel,
-    verify_with_uniforms=specinfer_verify_with_uniforms,
-    num_uniforms=lambda n: n + 1,
-    acceptance=specinfer_acceptance,
-)
-"""SpecInfer's verifier: recursive rejection sampling with replacement over i.i.d. drafts."""
+SPECINFER = make_verifier(_verify_core, _kernel_core, lambda n: n + 1, acceptance=specinfer_acceptance,
+                          name="specinfer")
+"""SpecInfer's verifier: recursive rejection sampling with replacement over i.i.d. drafts
+(``n + 1`` uniforms per position)."""

@@ -1,4 +1,30 @@
-"""SpecTr's K-SEQ: sequential acceptance with a common slack factor rho (i.i.d. drafts)."""
+r"""SpecTr's K-SEQ: sequential acceptance with a common slack factor rho (i.i.d. drafts).
+
+With :math:`\beta(\rho) = \sum_x \min(q(x), p(x)/\rho)` and :math:`\rho^* \in [1, n]` the root
+of :math:`1 - (1 - \beta(\rho))^n = \rho\,\beta(\rho)` (:func:`spectr_rho`), the ``n`` i.i.d.
+candidates are accepted in order, each with probability :math:`\min(1, p(x_j)/(\rho^* q(x_j)))`;
+if all are rejected a token is drawn from the residual :func:`spectr_residual`. Acceptance
+
+.. math:: \alpha = 1 - \big(1 - \beta(\rho^*)\big)^n \ \ge\ \big(1 - (1 - 1/n)^n\big)\,\alpha^*,
+
+with :math:`\alpha^*` the transport-LP optimum for i.i.d. drafts. (Accepting each candidate
+independently with the single-draft probability is *not* lossless; see
+:data:`spectheory.testing.naive_independent_verifier`.)
+
+:data:`SPECTR` is the verifier (built by :func:`spectheory.make_verifier`):
+``SPECTR.verify(key, p, q, drafts)``, ``SPECTR.verify_with_uniforms(u float[n + 1], p, q,
+drafts)``, ``SPECTR.kernel(p, q, drafts)`` and ``SPECTR.acceptance``
+(:func:`spectr_acceptance`); ``p, q: float[V]``, ``drafts: int[n]``.
+
+>>> import jax, jax.numpy as jnp
+>>> p = q = jnp.array([0.3, 0.7])
+>>> int(SPECTR.verify(jax.random.key(0), p, q, jnp.array([1, 0])).index)  # p == q: rho* = 1
+0
+
+References:
+  Sun, Suresh, Ro, Beirami, Jain, Yu. SpecTr: Fast Speculative Decoding via Optimal
+  Transport, NeurIPS 2023 (arXiv 2310.15141), K-SEQ.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +35,7 @@ import jax.numpy as jnp
 
 from spectheory import _core
 from spectheory import _validation as _v
-from spectheory._registry import Verifier, VerifyResult
+from spectheory._registry import VerifyResult, make_verifier
 from spectheory.verify import _multi
 
 #: Bisection steps for rho* in float64 (float32 and narrower use 32): enough to shrink
@@ -125,6 +151,14 @@ def spectr_residual(p, q, rho) -> jax.Array:
     Returns:
       float[V], a probability vector (``p`` when the residual has no mass, i.e. when
       rejection has probability zero).
+
+    >>> import jax.numpy as jnp  # rho* = 1.540312: only token 0 has p > rho* q
+    >>> p, q = jnp.array([0.6, 0.4, 0.0]), jnp.array([0.2, 0.3, 0.5])
+    >>> spectr_residual(p, q, spectr_rho(p, q, 2)).tolist()
+    [1.0, 0.0, 0.0]
+
+    References:
+      Sun et al., SpecTr (arXiv 2310.15141), K-SEQ.
     """
     return _core.normalize(_residual_weights(p, q, rho))
 
@@ -134,12 +168,8 @@ def _residual_weights(p, q, rho):
     return jnp.where(jnp.sum(w) > 0, w, p)
 
 
-def _front(p, q, drafts):
-    p, q, drafts = _v.check_position(p, q, drafts)
-    return p, q, drafts, int(drafts.shape[0])
-
-
-def spectr_verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
+@jax.jit
+def _verify_core(u, p, q, drafts) -> VerifyResult:
     r"""SpecTr K-SEQ verification of ``n`` i.i.d. drafts, with explicit noise.
 
     Candidate :math:`x_j` passes iff :math:`u_{j-1}\,\rho^* q(x_j) < p(x_j)`, i.e. with
@@ -151,7 +181,7 @@ def spectr_verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
     (see :func:`spectr_residual`). Acceptance :math:`1 - (1 - \beta(\rho^*))^n`.
 
     Args:
-      uniforms: float[n + 1] i.i.d. U[0, 1).
+      u: float[n + 1] i.i.d. U[0, 1).
       p: target law, float[V].
       q: draft law, float[V].
       drafts: int[n].
@@ -161,20 +191,13 @@ def spectr_verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
 
     >>> import jax.numpy as jnp
     >>> p, q = jnp.array([0.6, 0.4, 0.0]), jnp.array([0.2, 0.3, 0.5])
-    >>> r = spectr_verify_with_uniforms(jnp.array([0.0, 0.99, 0.5]), p, q, jnp.array([2, 1]))
+    >>> r = SPECTR.verify_with_uniforms(jnp.array([0.0, 0.99, 0.5]), p, q, jnp.array([2, 1]))
     >>> int(r.token), int(r.index)
     (0, -1)
 
     References:
       Sun et al., SpecTr (arXiv 2310.15141), K-SEQ.
     """
-    p, q, drafts, n = _front(p, q, drafts)
-    u = _v.check_uniforms(uniforms, n + 1).astype(p.dtype)
-    return _verify_core(u, p, q, drafts)
-
-
-@jax.jit
-def _verify_core(u, p, q, drafts):
     n = drafts.shape[0]
     rho = _rho_core(p, q, n)
     ok = _core.accepts(u[:n], p[drafts], rho * q[drafts])
@@ -184,29 +207,8 @@ def _verify_core(u, p, q, drafts):
     return _multi.first_accepted(ok, drafts, y)
 
 
-def spectr_verify(key, p, q, drafts) -> VerifyResult:
-    """K-SEQ verification drawing its ``n + 1`` uniforms from ``key``.
-
-    Same as :func:`spectr_verify_with_uniforms` with
-    ``uniforms = jax.random.uniform(key, (n + 1,), dtype)``.
-
-    Args:
-      key: a ``jax.random`` key. p, q: float[V]. drafts: int[n].
-
-    >>> import jax, jax.numpy as jnp
-    >>> p = q = jnp.array([0.3, 0.7])
-    >>> int(spectr_verify(jax.random.key(0), p, q, jnp.array([1, 0])).index)
-    0
-
-    References:
-      Sun et al., SpecTr (arXiv 2310.15141), K-SEQ.
-    """
-    dtype = _core.float_dtype(p, q)
-    n = int(jnp.shape(drafts)[0])
-    return spectr_verify_with_uniforms(jax.random.uniform(key, (n + 1,), dtype), p, q, drafts)
-
-
-def spectr_kernel(p, q, drafts) -> jax.Array:
+@jax.jit
+def _kernel_core(p, q, drafts) -> jax.Array:
     r"""Exact law of K-SEQ's emitted token given i.i.d. drafts.
 
     .. math::
@@ -221,18 +223,12 @@ def spectr_kernel(p, q, drafts) -> jax.Array:
       float[V], a probability vector.
 
     >>> import jax.numpy as jnp
-    >>> spectr_kernel(jnp.array([0.5, 0.5]), jnp.array([0.5, 0.5]), jnp.array([0, 0])).tolist()
+    >>> SPECTR.kernel(jnp.array([0.5, 0.5]), jnp.array([0.5, 0.5]), jnp.array([0, 0])).tolist()
     [1.0, 0.0]
 
     References:
       Sun et al., SpecTr (arXiv 2310.15141), K-SEQ.
     """
-    p, q, drafts, n = _front(p, q, drafts)
-    return _kernel_core(p, q, drafts)
-
-
-@jax.jit
-def _kernel_core(p, q, drafts):
     rho = _rho_core(p, q, drafts.shape[0])
     a = _core.accept_prob(p[drafts], rho * q[drafts])
     return _multi.sequential_kernel(drafts, a, spectr_residual(p, q, rho))
@@ -268,11 +264,5 @@ def _acceptance_core(p, q, n):
     return 1 - (1 - jnp.clip(_beta(p, q, rho), 0, 1)) ** n
 
 
-SPECTR = Verifier(
-    verify=spectr_verify,
-    kernel=spectr_kernel,
-    verify_with_uniforms=spectr_verify_with_uniforms,
-    num_uniforms=lambda n: n + 1,
-    acceptance=spectr_acceptance,
-)
-"""SpecTr's K-SEQ verifier for i.i.d. drafts."""
+SPECTR = make_verifier(_verify_core, _kernel_core, lambda n: n + 1, acceptance=spectr_acceptance, name="spectr")
+"""SpecTr's K-SEQ verifier for i.i.d. drafts (``n + 1`` uniforms per position)."""

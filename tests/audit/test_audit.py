@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import spectheory
-from spectheory.audit import acceptance, chi_square, chi_square_test, exact, exact_chain, register_chain_method
+from spectheory.audit import acceptance, chi_square, chi_square_test, exact, exact_chain
 from spectheory.models import TableLM
 from spectheory.testing import check_lossless, naive_independent_rule, naive_independent_verifier
-from spectheory.verify import chain_kernel, single_kernel, single_verify, single_verify_with_uniforms
+from spectheory.verify import SINGLE, TOKEN, chain, chain_kernel, chain_with_uniforms
 
 
 def _reference_emitted(target, draft, gamma, prefix=()):
@@ -71,19 +71,21 @@ def test_exact_chain_context_free_closed_form(gamma):
     assert a.max_error <= 1e-12
 
 
-def test_exact_chain_detects_a_wrong_method():
+def test_exact_chain_detects_a_wrong_verifier():
     def wrong_kernel(p, q, drafts):
         # BUG on purpose: resample from p after a rejection instead of the residual
         K = chain_kernel(p, q, drafts)
         mass = K[:-1].sum(axis=1, keepdims=True)
         return jnp.concatenate([mass * p[:-1], K[-1:]], axis=0)
 
-    register_chain_method("wrong-for-test", wrong_kernel)
+    wrong = spectheory.ChainVerifier("wrong-for-test", chain, chain_with_uniforms, wrong_kernel, TOKEN.num_uniforms)
     target = TableLM.random(3, 3, seed=4)
     draft = TableLM.random(3, 2, seed=5)
-    assert exact_chain(target, draft, 2, method="wrong-for-test").max_error > 1e-2
-    with pytest.raises(ValueError, match="method: unknown"):
-        exact_chain(target, draft, 2, method="nope")
+    assert exact_chain(target, draft, 2, wrong).max_error > 1e-2
+    assert exact_chain(target, draft, 2, TOKEN).max_error <= 1e-12
+    for bad in ("token", "nope", chain_kernel, SINGLE):
+        with pytest.raises(ValueError, match="verifier: expected a spectheory.ChainVerifier"):
+            exact_chain(target, draft, 2, bad)
 
 
 def test_exact_detects_naive_multidraft():
@@ -103,9 +105,9 @@ def test_check_lossless_catches_naive_and_accepts_right_ones():
     with pytest.raises(AssertionError, match="exact mixture differs"):
         check_lossless(naive_independent_verifier.verify_with_uniforms, p, q, 2, noise=3,
                        kernel=naive_independent_verifier.kernel, num_samples=2_000)
-    rep = check_lossless(single_verify, p, q, 1, kernel=single_kernel)
+    rep = check_lossless(SINGLE.verify, p, q, 1, kernel=SINGLE.kernel)
     assert rep.passed and rep.exact_error <= 1e-12
-    rep = check_lossless(single_verify_with_uniforms, p, q, 1, noise=2, seed=3)
+    rep = check_lossless(SINGLE.verify_with_uniforms, p, q, 1, noise=2, seed=3)
     assert rep.passed
 
 
@@ -148,7 +150,7 @@ def test_chi_square_audit_conditional_and_unconditional():
     q = np.array([0.2, 0.3, 0.5])
     assert chi_square(r, p, q, 1, key=jax.random.key(0)).passed
     res = chi_square(r, p, q, 1, key=jax.random.key(1), drafts=np.array([2]))
-    np.testing.assert_allclose(res.expected / res.expected.sum(), single_kernel(p, q, np.array([2])), atol=1e-12)
+    np.testing.assert_allclose(res.expected / res.expected.sum(), SINGLE.kernel(p, q, np.array([2])), atol=1e-12)
     assert res.passed
 
 

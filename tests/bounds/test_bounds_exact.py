@@ -24,6 +24,7 @@ from spectheory.bounds import (
     subset_bound,
 )
 from spectheory.bounds import _optimal, _race
+from spectheory.drafts import GREEDY, HUB, IID, WITHOUT_REPLACEMENT
 
 # ----------------------------------------------------------------------------------------------
 # independent enumerators of draft laws (ordered tuples with their probabilities)
@@ -450,7 +451,9 @@ def test_jit_vmap_and_batching(scheme):
         (dict(p=np.ones(3) / 3, q=np.ones(3) / 3, n=2.0), "n: expected a positive int"),
         (dict(p=np.ones(3) / 3, q=np.ones(3) / 3, n=4, scheme="without_replacement"), "n=4 is too large"),
         (dict(p=np.ones(3) / 3, q=np.array([0.5, 0.5, 0.0]), n=3, scheme="greedy"), "n=3 is too large"),
-        (dict(p=np.ones(3) / 3, q=np.ones(3) / 3, n=1, scheme="beam"), "scheme: expected one of"),
+        (dict(p=np.ones(3) / 3, q=np.ones(3) / 3, n=1, scheme="beam"), "scheme: unknown draft scheme 'beam'"),
+        (dict(p=np.ones(3) / 3, q=np.ones(3) / 3, n=1, scheme=3), "scheme: expected a DraftScheme"),
+        (dict(p=np.ones(3) / 3, q=np.ones(3) / 3, n=3, scheme="hub"), "n: draft scheme 'hub' does not draw n=3"),
         (dict(p=np.ones(3) / 3, q=np.ones(3) / 3, n=3, scheme="without_replacement", num_nodes=1), "num_nodes"),
         (dict(p=np.float64(1.0), q=np.ones(1), n=1), "p: expected a non-empty last axis"),
     ],
@@ -465,6 +468,69 @@ def test_all_in_probability_validation():
         all_in_probability(np.ones(3) / 3, np.ones(4, bool), 2)
     with pytest.raises(ValueError, match="n=4 is too large"):
         all_in_probability(np.ones(3) / 3, np.ones(3, bool), 4, "without_replacement")
+    with pytest.raises(ValueError, match="scheme: unknown draft scheme"):
+        all_in_probability(np.ones(3) / 3, np.ones(3, bool), 2, "gumbel")
+
+
+# ----------------------------------------------------------------------------------------------
+# the scheme argument: a DraftScheme or a registered name, dispatched on its set-law family
+# ----------------------------------------------------------------------------------------------
+
+
+def test_scheme_objects_and_names_agree():
+    rng = np.random.default_rng(21)
+    p = rng.dirichlet(np.ones(9), size=4)
+    q = rng.dirichlet(np.ones(9), size=4)
+    for s in (IID, WITHOUT_REPLACEMENT, GREEDY):
+        by_name = optimal_acceptance(p, q, 3, s.name)
+        by_obj = optimal_acceptance(p, q, 3, s)
+        np.testing.assert_array_equal(np.asarray(by_obj.value), np.asarray(by_name.value))
+        np.testing.assert_array_equal(np.asarray(by_obj.certificate), np.asarray(by_name.certificate))
+        # under jit the scheme object is static, like the name
+        jitted = jax.jit(functools.partial(optimal_acceptance, n=3, scheme=s))(jnp.asarray(p), jnp.asarray(q))
+        np.testing.assert_allclose(np.asarray(jitted.value), np.asarray(by_obj.value), rtol=0, atol=1e-12)
+        H = rng.random((4, 9)) < 0.5
+        np.testing.assert_array_equal(np.asarray(all_in_probability(q, H, 3, s)),
+                                      np.asarray(all_in_probability(q, H, 3, s.name)))
+
+
+def test_hub_scheme_is_bounded_by_its_set_law():
+    """SpecHub's hub drafts (family "greedy", n = 2 only): alpha* equals the transport LP on the
+    hub law enumerated here (first ~ q, second the hub or a draw from the rest)."""
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        V = int(rng.integers(2, 6))
+        p, q = rng.dirichlet(np.ones(V)), rng.dirichlet(np.ones(V))
+        a = int(np.argmax(q))
+        tuples, probs = [], []
+        for x in range(V):
+            if x != a:
+                tuples.append((x, a))
+                probs.append(q[x])
+            else:
+                for z in range(V):
+                    if z != a:
+                        tuples.append((a, z))
+                        probs.append(q[a] * q[z] / (1 - q[a]))
+        want = lp_acceptance(p, np.array(tuples), np.array(probs)).value
+        got = float(optimal_acceptance(p, q, 2, HUB).value)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(float(optimal_acceptance(p, q, 2, "hub").value), got, rtol=0, atol=0)
+
+
+def test_scheme_family_must_be_known():
+    p = q = np.ones(3) / 3
+    no_family = IID._replace(name="test-no-family", family=None)
+    odd_family = IID._replace(name="test-odd-family", family="beam")
+    for s in (no_family, odd_family):
+        with pytest.raises(ValueError, match=f"scheme: draft scheme '{s.name}' has set-law family"):
+            optimal_acceptance(p, q, 2, s)
+        with pytest.raises(ValueError, match="scheme: draft scheme"):
+            all_in_probability(q, np.ones(3, bool), 2, s)
+    # an unregistered scheme object with a known family is dispatched on it
+    mine = WITHOUT_REPLACEMENT._replace(name="test-my-wor")
+    np.testing.assert_allclose(float(optimal_acceptance(p, q, 2, mine).value),
+                               float(optimal_acceptance(p, q, 2, "without_replacement").value), rtol=0, atol=0)
 
 
 # ----------------------------------------------------------------------------------------------

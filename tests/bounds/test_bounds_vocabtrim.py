@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from spectheory.bounds import trim_draft, trimmed_acceptance, trimmed_optimal_acceptance
+from spectheory.drafts import IID, WITHOUT_REPLACEMENT
 
 
 def np_trim(q, m, freq=None):
@@ -77,7 +78,8 @@ def test_trimmed_acceptance_matches_numpy(laws):
     np.testing.assert_allclose(float(trimmed_acceptance(p, q, 6)), np.minimum(p, q).sum(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("scheme,law", [("iid", iid_law), ("without_replacement", wor_law)])
+@pytest.mark.parametrize("scheme,law", [("iid", iid_law), ("without_replacement", wor_law),
+                                        (WITHOUT_REPLACEMENT, wor_law)])
 def test_trimmed_optimal_acceptance_brute_force(laws, scheme, law):
     p, q = laws
     n = 2
@@ -85,6 +87,16 @@ def test_trimmed_optimal_acceptance_brute_force(laws, scheme, law):
     got = trimmed_optimal_acceptance(p, q, n, ms, scheme)
     expected = [brute_alpha(p, *law(np_trim(q, m), n)) for m in ms]
     np.testing.assert_allclose(np.asarray(got), expected, rtol=0, atol=1e-9)
+
+
+def test_trimmed_optimal_acceptance_scheme_errors(laws):
+    p, q = laws
+    with pytest.raises(ValueError, match="scheme: unknown draft scheme"):
+        trimmed_optimal_acceptance(p, q, 2, [3], "gumbel")
+    with pytest.raises(ValueError, match="scheme: draft scheme 'test-none' has set-law family None"):
+        trimmed_optimal_acceptance(p, q, 2, [3], IID._replace(name="test-none", family=None))
+    with pytest.raises(ValueError, match="n: draft scheme 'hub' does not draw n=3"):
+        trimmed_optimal_acceptance(p, q, 3, [3], "hub")
 
 
 def test_trimming_can_help_with_an_external_ranking():

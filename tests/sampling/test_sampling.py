@@ -1,5 +1,9 @@
 """Sampling without replacement: Gumbel-top-k against the Plackett-Luce law, and stochastic
-beam search against the Plackett-Luce law over complete sequences (Kool et al. 2019)."""
+beam search against the Plackett-Luce law over complete sequences (Kool et al. 2019).
+
+The enumerated Plackett-Luce law is the without-replacement draft scheme's
+(``spectheory.drafts.without_replacement_law``); it is checked here against Gumbel integrals and
+an independent enumeration."""
 
 import itertools
 
@@ -11,11 +15,11 @@ import scipy.integrate
 from hypothesis import given, settings
 
 from spectheory.audit import chi_square_test
+from spectheory.drafts import without_replacement_law
 from spectheory.models import TableLM
 from spectheory.sampling import (
     gumbel_top_k,
     gumbel_top_k_with_gumbels,
-    plackett_luce_law,
     plackett_luce_log_prob,
     sequence_law,
     stochastic_beam_search,
@@ -85,25 +89,25 @@ def _gumbel_order_prob(w, order):
     return scipy.integrate.quad(g, -30, 40, epsabs=1e-13, epsrel=1e-12, limit=200)[0]
 
 
-def test_plackett_luce_law_exact_against_gumbel_integrals():
+def test_without_replacement_law_exact_against_gumbel_integrals():
     w = [0.5, 0.3, 0.15, 0.05]
     for k in (1, 2):
-        tuples, probs = plackett_luce_law(w, k)
+        tuples, probs = without_replacement_law(w, k)
         np.testing.assert_allclose(probs.sum(), 1.0, atol=1e-14)
         for t, pr in zip(tuples, probs):
             np.testing.assert_allclose(pr, _gumbel_order_prob(w, tuple(t)), atol=1e-9)
     w3 = [0.6, 0.3, 0.1]
-    tuples, probs = plackett_luce_law(w3, 3)
+    tuples, probs = without_replacement_law(w3, 3)
     for t, pr in zip(tuples, probs):
         np.testing.assert_allclose(pr, _gumbel_order_prob(w3, tuple(t)), atol=1e-9)
 
 
 @settings(max_examples=12)
 @given(w=prob_vectors(min_size=1, max_size=5))
-def test_plackett_luce_law_and_log_prob_match_enumeration(w):
+def test_without_replacement_law_matches_enumeration(w):
     support = int(np.sum(w > 0))
     for k in range(1, support + 1):
-        tuples, probs = plackett_luce_law(w, k)
+        tuples, probs = without_replacement_law(w, k)
         law = _pl_enumerated(list(w), k)
         assert len(tuples) == len(law)
         np.testing.assert_allclose(probs, [law[tuple(t)] for t in tuples], rtol=1e-12, atol=1e-15)
@@ -147,8 +151,8 @@ def test_gumbel_top_k_validation():
         gumbel_top_k(jax.random.key(0), jnp.zeros(3), 4)
     with pytest.raises(ValueError, match="NaN"):
         gumbel_top_k(jax.random.key(0), jnp.array([0.0, jnp.nan]), 1)
-    with pytest.raises(ValueError, match="support"):
-        plackett_luce_law([0.5, 0.5, 0.0], 3)
+    with pytest.raises(ValueError, match="positive mass"):
+        without_replacement_law([0.5, 0.5, 0.0], 3)
 
 
 # --- stochastic beam search --------------------------------------------------------------

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from spectheory.audit import chi_square_test, exact_chain
 from spectheory.models import TableLM
-from spectheory.verify import block, block_kernel, block_quantities, block_with_uniforms
+from spectheory.verify import BLOCK, TOKEN, block, block_kernel, block_quantities, block_with_uniforms
 
 
 def _models(V, gamma, seed, zero_prob=0.25, kind="random"):
@@ -111,7 +111,7 @@ def _lp_optimum(target, draft, gamma):
 @pytest.mark.parametrize("V,gamma", [(1, 2), (2, 1), (2, 3), (3, 2), (4, 2), (3, 3), (2, 0)])
 def test_block_lossless_exact(V, gamma, kind):
     target, draft = _models(V, gamma, seed=10 * V + gamma, kind=kind)
-    a = exact_chain(target, draft, gamma, method="block")
+    a = exact_chain(target, draft, gamma, BLOCK)
     assert a.max_error <= 1e-12, a.max_error
     total = sum(a.emitted.values())
     np.testing.assert_allclose(total, 1.0, atol=1e-12)
@@ -127,8 +127,8 @@ def test_block_lossless_and_never_worse_than_token(V, gamma, seed, zero_prob, ki
     if V == 4 and gamma == 3:
         gamma = 2
     target, draft = _models(V, gamma, seed=seed, zero_prob=zero_prob, kind=kind)
-    b = exact_chain(target, draft, gamma, method="block")
-    t = exact_chain(target, draft, gamma, method="token")
+    b = exact_chain(target, draft, gamma, BLOCK)
+    t = exact_chain(target, draft, gamma, TOKEN)
     assert b.max_error <= 1e-12 and t.max_error <= 1e-12
     assert b.expected_accepted >= t.expected_accepted - 1e-12
     np.testing.assert_allclose(b.expected_accepted, _sum_expected_p(target, draft, gamma), atol=1e-12)
@@ -137,10 +137,10 @@ def test_block_lossless_and_never_worse_than_token(V, gamma, seed, zero_prob, ki
 @pytest.mark.parametrize("seed", range(4))
 def test_gamma_one_equals_token_verification(seed):
     target, draft = _models(4, 1, seed=seed)
-    b = exact_chain(target, draft, 1, method="block")
+    b = exact_chain(target, draft, 1, BLOCK)
     expected = np.sum(np.minimum(target.next_law(()), draft.next_law(())))  # 1 - TV
     np.testing.assert_allclose(b.expected_accepted, expected, atol=1e-12)
-    np.testing.assert_allclose(exact_chain(target, draft, 1, method="token").expected_accepted, expected,
+    np.testing.assert_allclose(exact_chain(target, draft, 1, TOKEN).expected_accepted, expected,
                                atol=1e-12)
 
 
@@ -153,8 +153,8 @@ def test_point_mass_target_equals_token_verification(V, gamma):
     for _ in range(gamma):
         t.append(int(np.argmax(target.next_law(tuple(t)))))
     expected = sum(draft.sequence_prob(t[:i]) for i in range(1, gamma + 1))
-    b = exact_chain(target, draft, gamma, method="block")
-    tok = exact_chain(target, draft, gamma, method="token")
+    b = exact_chain(target, draft, gamma, BLOCK)
+    tok = exact_chain(target, draft, gamma, TOKEN)
     np.testing.assert_allclose(b.expected_accepted, expected, atol=1e-12)
     np.testing.assert_allclose(tok.expected_accepted, expected, atol=1e-12)
     assert b.max_error <= 1e-12
@@ -165,8 +165,8 @@ def test_paper_motivating_example():
     token verification accepts 10/9 tokens on average, block verification 11/9."""
     target = TableLM.context_free([1 / 3, 2 / 3])
     draft = TableLM.context_free([2 / 3, 1 / 3])
-    np.testing.assert_allclose(exact_chain(target, draft, 2, method="token").expected_accepted, 10 / 9, atol=1e-12)
-    np.testing.assert_allclose(exact_chain(target, draft, 2, method="block").expected_accepted, 11 / 9, atol=1e-12)
+    np.testing.assert_allclose(exact_chain(target, draft, 2, TOKEN).expected_accepted, 10 / 9, atol=1e-12)
+    np.testing.assert_allclose(exact_chain(target, draft, 2, BLOCK).expected_accepted, 11 / 9, atol=1e-12)
     np.testing.assert_allclose(_lp_optimum(target, draft, 2), 11 / 9, atol=1e-9)
 
 
@@ -175,8 +175,8 @@ def test_paper_motivating_example():
 def test_block_equals_lp_optimum(V, gamma, seed, kind):
     target, draft = _models(V, gamma, seed=seed, zero_prob=0.2, kind=kind)
     lp = _lp_optimum(target, draft, gamma)
-    b = exact_chain(target, draft, gamma, method="block").expected_accepted
-    t = exact_chain(target, draft, gamma, method="token").expected_accepted
+    b = exact_chain(target, draft, gamma, BLOCK).expected_accepted
+    t = exact_chain(target, draft, gamma, TOKEN).expected_accepted
     np.testing.assert_allclose(b, lp, atol=1e-8)
     assert t <= lp + 1e-8
 

@@ -356,7 +356,7 @@ GOOD_P, GOOD_Q = np.array([0.2, 0.3, 0.5]), np.array([0.4, 0.4, 0.2])
 
 
 @pytest.mark.parametrize("name", MULTI_RULES)
-def test_front_door_errors(name):
+def test_input_errors_name_the_argument(name):
     r = spectheory.rule(name)
     n = 2
     d = np.array([0, 1]) if name != "spechub" else np.array([1, 0])
@@ -392,9 +392,9 @@ def test_without_replacement_refuses_too_many_drafts():
     with pytest.raises(ValueError, match="too large for drafts without replacement"):
         exact(spectheory.rule("rsd"), np.full(4, 0.25), q, 3)
     with pytest.raises(ValueError, match="too large for drafts without replacement"):
-        Vf.rsd_kernel(np.full(4, 0.25), q, np.array([0, 2, 1]))
+        Vf.RSD.kernel(np.full(4, 0.25), q, np.array([0, 2, 1]))
     with pytest.raises(ValueError, match="distinct"):
-        Vf.rsd_kernel(np.full(4, 0.25), q, np.array([0, 0]))
+        Vf.RSD.kernel(np.full(4, 0.25), q, np.array([0, 0]))
     with pytest.raises(ValueError, match="too large for drafts without replacement"):
         D.greedy_sample(jax.random.key(0), q, 3)
     with pytest.raises(ValueError, match="too large"):
@@ -411,7 +411,7 @@ def test_other_argument_errors():
     with pytest.raises(ValueError, match="n = 2"):
         D.hub_sample(jax.random.key(0), GOOD_Q, 3)
     with pytest.raises(ValueError, match="hub"):
-        Vf.spechub_kernel(GOOD_P, GOOD_Q, np.array([2, 1]))  # argmax q = 0 is missing
+        Vf.SPECHUB.kernel(GOOD_P, GOOD_Q, np.array([2, 1]))  # argmax q = 0 is missing
     with pytest.raises(ValueError, match="unknown draft scheme"):
         D.scheme("beam")
 

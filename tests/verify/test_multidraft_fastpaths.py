@@ -25,7 +25,7 @@ def _specinfer_pair(p, q, d):
     t, Z = _specinfer.specinfer_thresholds(p, q, n)
     a = _core.accept_prob(_core.excess(p[d], t[:n] * q[d]) / Z[:n], q[d])
     K = _multi.sequential_kernel(d, a, _core.normalize(_core.excess(p, t[n] * q)))
-    return K, _specinfer.specinfer_kernel(p, q, d)
+    return K, _specinfer.SPECINFER.kernel(p, q, d)
 
 
 @jax.jit
@@ -33,7 +33,7 @@ def _rsd_pair(p, q, d):
     px, qx, t, frozen, pz = _rsd._rsd_thresholds(p, q, d)
     w = _core.excess(pz, t * q).at[d].add(frozen)
     K = _multi.sequential_kernel(d, _core.accept_prob(px, qx), _core.normalize(w))
-    return K, _rsd.rsd_kernel(p, q, d)
+    return K, _rsd.RSD.kernel(p, q, d)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 8])
@@ -92,13 +92,13 @@ def _set_pairs(us, p, q, d):
     """Greedy (and, for two drafts, SpecHub) against the row-building form, for each row of
     uniforms ``us[S, 2]``: tokens and indices of both, stacked."""
     mask = jnp.zeros(p.shape, bool).at[d[:-1]].set(True)
-    a = jax.vmap(lambda u: _greedy.greedy_verify_with_uniforms(u, p, q, d))(us)
+    a = jax.vmap(lambda u: _greedy.GREEDY.verify_with_uniforms(u, p, q, d))(us)
     b = jax.vmap(lambda u: _set_reference(u, p, q, mask, d[-1], d))(us)
     out = [a.token, a.index, b.token, b.index]
     if d.shape[0] == 2:
         hub = _core.one_hot(jnp.argmax(q), p.shape[-1], bool)
         x = jnp.where(d[0] == jnp.argmax(q), d[1], d[0])
-        c = jax.vmap(lambda u: _spechub.spechub_verify_with_uniforms(u, p, q, d))(us)
+        c = jax.vmap(lambda u: _spechub.SPECHUB.verify_with_uniforms(u, p, q, d))(us)
         e = jax.vmap(lambda u: _set_reference(u, p, q, hub, x, d))(us)
         out += [c.token, c.index, e.token, e.index]
     return jnp.stack(out)
