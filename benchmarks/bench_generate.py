@@ -5,12 +5,15 @@ Run: ``python benchmarks/bench_generate.py [--new 96 --gamma 4 --prompts 4 --rep
 Batch 1 (assisted generation supports no other), the same prompts for every method, all
 measured in one process. Target calls are counted by a forward hook on the target model (the
 prefill call included for every method); wall time is the median over ``--repeat`` runs after
-one warm-up (so compilation is excluded), summed over the prompts.
+one warm-up (so compilation is excluded), summed over the prompts. The machine line gives the
+load average (``os.getloadavg()``) at the start and at the end: on a shared machine, compare
+runs only when it is low.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -43,6 +46,9 @@ def main(argv=None):
 
     import spectheory
     from spectheory.models import EOS, HFCausalLM, encode_bytes, load_shipped_models, prompt_lookup
+    from spectheory.verify import BLOCK, TOKEN
+
+    load0 = os.getloadavg()
 
     torch.manual_seed(0)
     tm, dm = load_shipped_models()
@@ -62,15 +68,15 @@ def main(argv=None):
             return out.shape[1] - len(p)
         return run
 
-    def ours(draft, rule, temperature):
+    def ours(draft, verifier, temperature, branching=None):
         target = HFCausalLM(tm)
         d = HFCausalLM(dm) if draft == "model" else prompt_lookup
         key = [jax.random.key(0)]
 
         def run(p):
             key[0], k = jax.random.split(key[0])
-            out = spectheory.generate(target, d, [p], key=k, rule=rule, gamma=a.gamma, max_new_tokens=a.new,
-                                      temperature=temperature)
+            out = spectheory.generate(k, target, d, [p], verifier=verifier, gamma=a.gamma, max_new_tokens=a.new,
+                                      temperature=temperature, branching=branching)
             return int(out.lengths[0])
         return run
 
@@ -92,15 +98,17 @@ def main(argv=None):
             return a.new
         return run
 
+    tree = (2,) + (1,) * (a.gamma - 1)
     methods = []
     for t in (0.0, 1.0):
         methods += [
             (t, "HF generate (autoregressive)", hf(False, t)),
             (t, "spectheory autoregressive (HFCausalLM)", plain_ours(t)),
             (t, f"HF assisted generation (gamma={a.gamma}, constant)", hf(True, t)),
-            (t, f"spectheory.generate token (gamma={a.gamma})", ours("model", "token", t)),
-            (t, f"spectheory.generate block (gamma={a.gamma})", ours("model", "block", t)),
-            (t, f"spectheory.generate prompt lookup (gamma={a.gamma})", ours("lookup", "token", t)),
+            (t, f"spectheory.generate token (gamma={a.gamma})", ours("model", TOKEN, t)),
+            (t, f"spectheory.generate block (gamma={a.gamma})", ours("model", BLOCK, t)),
+            (t, f"spectheory.generate prompt lookup (gamma={a.gamma})", ours("lookup", TOKEN, t)),
+            (t, f"spectheory.generate specinfer tree (branching {tree})", ours("model", "specinfer", t, tree)),
         ]
 
     rows = []
@@ -122,7 +130,9 @@ def main(argv=None):
         rows.append([f"{t:g}", name, toks, tcalls, f"{toks / tcalls:.2f}", f"{wall:.2f}",
                      f"{base[t] / wall:.2f}"])
     print(f"\n## Speculative generation, shipped models, batch 1, {len(prompts)} prompts x {a.new} "
-          f"new tokens ({machine()}, torch {torch.__version__})\n")
+          f"new tokens ({machine()}, torch {torch.__version__}; load average "
+          f"{' '.join(f'{x:.2f}' for x in load0)} at the start, "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end)\n")
     print(table(rows, ["T", "method", "tokens", "target calls", "tokens / target call", "wall s",
                        "speed-up vs HF autoregressive"]))
     return rows

@@ -18,9 +18,9 @@ Public entry points:
 
 from spectheory._registry import (ChainVerifier, DraftScheme, Rule, Verifier, VerifyResult, make_verifier, register,
                                   rule, rules)
-from spectheory import drafts, verify, audit, models, testing, bounds, parallel, sampling, trees  # noqa: E402
+from spectheory import drafts, verify, audit, models, testing, bounds, parallel, sampling, trees, decode  # noqa: E402
 from spectheory import _builtin_rules  # noqa: E402,F401  (registers the built-in rules)
-from spectheory._generate import generate  # noqa: E402
+from spectheory.decode import generate  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -44,4 +44,5 @@ __all__ = [
     "parallel",
     "sampling",
     "trees",
+    "decode",
 ]

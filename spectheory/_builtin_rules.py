@@ -10,7 +10,7 @@ register(Rule("specinfer", _d.IID, _vf.SPECINFER,
 register(Rule("rsd", _d.WITHOUT_REPLACEMENT, _vf.RSD,
               description="recursive rejection sampling without replacement (Jeon et al. 2024)"))
 register(Rule("spectr", _d.IID, _vf.SPECTR, description="K-SEQ, i.i.d. drafts (Sun et al., SpecTr 2023)"))
-register(Rule("greedy", _d.GREEDY, _vf.GREEDY,
+register(Rule("greedy", _d.GREEDY, _vf.GREEDY_OPTIMAL,
               description="greedy drafts with their optimal verifier (Hu et al. 2025)"))
 register(Rule("spechub", _d.HUB, _vf.SPECHUB, fixed_n=2, description="hub drafts, n = 2 (Sun et al., SpecHub 2024)"))
 register(Rule("optimal", _d.IID, _vf.OPTIMAL,

@@ -8,6 +8,11 @@ import jax
 from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "examples"))
+
+# The README's extension example: importing its one file registers the rule "max-ratio", so
+# every suite that iterates over the registry (conformance, trees, decode) runs it too.
+import max_ratio_rule  # noqa: E402,F401
 
 jax.config.update("jax_enable_x64", True)
 

@@ -3,6 +3,7 @@ that draw trees from a draft model."""
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple, Optional, Sequence, Union
 
 import jax
@@ -142,9 +143,14 @@ def children_table(parent, valid, width: int) -> tuple[jax.Array, jax.Array]:
         raise ValueError(f"valid: expected shape {tuple(parent.shape)} (as parent), got {tuple(valid.shape)}")
     lead, N = tuple(parent.shape[:-1]), int(parent.shape[-1])
     size = int(np.prod(lead, dtype=np.int64))
-    fn = jax.vmap(lambda pa, va: _children_table_1d(pa, va, width))
-    ch, num = fn(parent.reshape((size, N)).astype(jnp.int32), valid.reshape((size, N)).astype(bool))
+    ch, num = _children_table_batched(parent.reshape((size, N)).astype(jnp.int32),
+                                      valid.reshape((size, N)).astype(bool), width)
     return ch.reshape(lead + (N + 1, width)), num.reshape(lead + (N + 1,))
+
+
+@functools.partial(jax.jit, static_argnames="width")
+def _children_table_batched(parent, valid, width):
+    return jax.vmap(lambda pa, va: _children_table_1d(pa, va, width))(parent, valid)
 
 
 def tree_from_parents(token: Sequence[int], parent: Sequence[int], scheme: Union[str, DraftScheme], *,

@@ -2,7 +2,7 @@
 
 One-position verifiers are :class:`spectheory.Verifier` values built by
 :func:`spectheory.make_verifier` from each rule's mathematics: :data:`SINGLE` (single draft),
-the multi-draft :data:`SPECINFER`, :data:`RSD`, :data:`SPECTR` (K-SEQ), :data:`GREEDY` (greedy
+the multi-draft :data:`SPECINFER`, :data:`RSD`, :data:`SPECTR` (K-SEQ), :data:`GREEDY_OPTIMAL` (greedy
 drafts), :data:`SPECHUB`, and the host-side transport-LP optimum :data:`OPTIMAL`
 (:func:`optimal_verifier` for any draft scheme). Each has ``verify(key, p, q, drafts)``,
 ``verify_with_uniforms(u, p, q, drafts)``, ``kernel(p, q, drafts)``, ``num_uniforms(n)`` and an
@@ -19,7 +19,7 @@ from spectheory.verify._single import SINGLE, single_acceptance
 from spectheory.verify._specinfer import SPECINFER, specinfer_acceptance, specinfer_targets, specinfer_thresholds
 from spectheory.verify._rsd import RSD, rsd_laws
 from spectheory.verify._spectr import BISECTION_STEPS, SPECTR, spectr_acceptance, spectr_residual, spectr_rho
-from spectheory.verify._greedy import GREEDY, greedy_acceptance
+from spectheory.verify._greedy import GREEDY_OPTIMAL, greedy_acceptance
 from spectheory.verify._spechub import SPECHUB, spechub_acceptance
 from spectheory.verify._optimal import MAX_LP_VARIABLES, OPTIMAL, optimal_verifier
 from spectheory.verify._chain import (
@@ -56,7 +56,7 @@ __all__ = [
     "spectr_acceptance",
     "spectr_residual",
     "spectr_rho",
-    "GREEDY",
+    "GREEDY_OPTIMAL",
     "greedy_acceptance",
     "SPECHUB",
     "spechub_acceptance",

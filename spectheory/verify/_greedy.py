@@ -15,14 +15,14 @@ which is lossless and reaches the transport-LP optimum for this draft law,
 The pieces :func:`set_verify_with_uniforms` and :func:`set_kernel` (a fixed set plus one
 draw from the rest) are shared with SpecHub.
 
-:data:`GREEDY` is the verifier (built by :func:`spectheory.make_verifier`):
-``GREEDY.verify(key, p, q, drafts)``, ``GREEDY.verify_with_uniforms(u float[2], p, q,
-drafts)``, ``GREEDY.kernel(p, q, drafts)`` and ``GREEDY.acceptance``
+:data:`GREEDY_OPTIMAL` is the verifier (built by :func:`spectheory.make_verifier`):
+``GREEDY_OPTIMAL.verify(key, p, q, drafts)``, ``GREEDY_OPTIMAL.verify_with_uniforms(u float[2], p, q,
+drafts)``, ``GREEDY_OPTIMAL.kernel(p, q, drafts)`` and ``GREEDY_OPTIMAL.acceptance``
 (:func:`greedy_acceptance`); ``p, q: float[V]``, ``drafts: int[n]`` distinct.
 
 >>> import jax, jax.numpy as jnp
 >>> p = q = jnp.array([0.3, 0.7])
->>> int(GREEDY.verify(jax.random.key(0), p, q, jnp.array([1, 0])).token) in (0, 1)
+>>> int(GREEDY_OPTIMAL.verify(jax.random.key(0), p, q, jnp.array([1, 0])).token) in (0, 1)
 True
 
 References:
@@ -113,7 +113,7 @@ def _verify_core(u, p, q, drafts) -> VerifyResult:
 
     >>> import jax.numpy as jnp
     >>> p, q = jnp.array([0.1, 0.2, 0.7]), jnp.array([0.6, 0.3, 0.1])
-    >>> r = GREEDY.verify_with_uniforms(jnp.array([0.9, 0.05]), p, q, jnp.array([0, 1]))
+    >>> r = GREEDY_OPTIMAL.verify_with_uniforms(jnp.array([0.9, 0.05]), p, q, jnp.array([0, 1]))
     >>> int(r.token), int(r.index)
     (0, 0)
 
@@ -139,7 +139,7 @@ def _kernel_core(p, q, drafts) -> jax.Array:
       float[V], a probability vector.
 
     >>> import jax.numpy as jnp
-    >>> GREEDY.kernel(jnp.array([0.5, 0.5]), jnp.array([0.5, 0.5]), jnp.array([0, 1])).tolist()
+    >>> GREEDY_OPTIMAL.kernel(jnp.array([0.5, 0.5]), jnp.array([0.5, 0.5]), jnp.array([0, 1])).tolist()
     [0.5, 0.5]
 
     References:
@@ -181,6 +181,6 @@ def _acceptance_core(p, q, n):
     return jnp.sum(jnp.where(in_top, p, jnp.minimum(p, q_rest)))
 
 
-GREEDY = make_verifier(_verify_core, _kernel_core, lambda n: 2, distinct=True, acceptance=greedy_acceptance,
+GREEDY_OPTIMAL = make_verifier(_verify_core, _kernel_core, lambda n: 2, distinct=True, acceptance=greedy_acceptance,
                        name="greedy")
 """The optimal verifier for greedy drafts (Hu et al. 2025): two uniforms per position."""
