@@ -184,3 +184,15 @@ def check_distinct_drafts(q, drafts, name: str = "drafts") -> None:
         srt = np.sort(d, axis=-1)
         if n > 1 and np.any(srt[:, 1:] == srt[:, :-1]):
             raise ValueError(f"{name}: draft ids must be distinct for drafts without replacement, got {d.tolist()}")
+
+
+def check_branching(branching, name: str = "branching") -> tuple[int, ...]:
+    """Per-level fan-outs of a draft tree: a non-empty sequence of positive ints (no bools),
+    returned as a tuple, else ``ValueError`` naming the argument."""
+    try:
+        b = tuple(branching)
+    except TypeError:
+        raise ValueError(f"{name}: expected a non-empty sequence of positive ints, got {branching!r}") from None
+    if not b or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 1 for x in b):
+        raise ValueError(f"{name}: expected a non-empty sequence of positive ints, got {branching!r}")
+    return tuple(int(x) for x in b)

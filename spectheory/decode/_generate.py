@@ -10,10 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from spectheory import _validation as _v
 from spectheory._registry import ChainVerifier, Rule
 from spectheory.decode._kernel import _check_target, build_step, init, resolve_verifier
-from spectheory.decode._proposers import Proposer, chain_proposer, check_branching, lookup_proposer, tree_proposer
-from spectheory.models._causal_lm import CausalLM
+from spectheory.decode._proposers import Proposer, chain_proposer, lookup_proposer, tree_proposer
+from spectheory.models import CausalLM
 from spectheory.verify import TOKEN
 
 __all__ = ["GenerateOutput", "generate"]
@@ -66,7 +67,7 @@ def _default_branching(r: Rule, gamma: int, branching, V: int) -> tuple[int, ...
         branching = (b,) + ((1 if r.supports(1, V) else b),) * (gamma - 1)
     if isinstance(branching, (int, np.integer)) and not isinstance(branching, bool):
         branching = (int(branching),) * gamma
-    return check_branching(branching)
+    return _v.check_branching(branching)
 
 
 def _proposer(target: CausalLM, draft, verifier: Union[ChainVerifier, Rule], gamma, branching) -> Proposer:

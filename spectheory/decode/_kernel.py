@@ -21,7 +21,7 @@ from spectheory._registry import ChainVerifier, Rule, rule as _lookup_rule, rule
 from spectheory.decode import _laws
 from spectheory.decode._laws import LogLaw
 from spectheory.decode._proposers import Proposer, prefill
-from spectheory.models._causal_lm import CausalLM
+from spectheory.models import CausalLM
 
 __all__ = ["DecodeState", "StepInfo", "init", "build_step", "supported_verifiers"]
 

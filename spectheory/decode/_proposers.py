@@ -23,10 +23,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from spectheory import drafts as _drafts
+from spectheory import _validation as _v
 from spectheory import trees as _trees
 from spectheory._registry import DraftScheme
 from spectheory.drafts import IID
-from spectheory.models._causal_lm import CausalLM
+from spectheory.models import CausalLM
 
 __all__ = ["Proposal", "Proposer", "chain_proposer", "tree_proposer", "lookup_proposer"]
 
@@ -162,17 +163,6 @@ def _positive_int(x, name: str) -> int:
     if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 1:
         raise ValueError(f"{name}: must be a positive int, got {x!r}")
     return int(x)
-
-
-def check_branching(branching) -> tuple[int, ...]:
-    """``branching`` as a non-empty tuple of positive ints, else ``ValueError`` naming it."""
-    try:
-        b = tuple(branching)
-    except TypeError:
-        raise ValueError(f"branching: expected a non-empty sequence of positive ints, got {branching!r}") from None
-    if not b or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 1 for x in b):
-        raise ValueError(f"branching: expected a non-empty sequence of positive ints, got {branching!r}")
-    return tuple(int(x) for x in b)
 
 
 @functools.lru_cache(maxsize=None)
@@ -401,7 +391,7 @@ def tree_proposer(draft_lm: CausalLM, scheme: Union[str, DraftScheme], branching
     if scheme.children is None:
         raise ValueError(f"scheme: draft scheme {scheme.name!r} has no tree children sampler "
                          "(DraftScheme.children), so a draft tree cannot carry it")
-    branching = check_branching(branching)
+    branching = _v.check_branching(branching)
     D = len(branching)
 
     def propose(key, state, tokens, lengths, active, log_law):

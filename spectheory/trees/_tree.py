@@ -212,16 +212,6 @@ def tree_from_parents(token: Sequence[int], parent: Sequence[int], scheme: Union
 # --- growth -----------------------------------------------------------------------------------
 
 
-def _check_branching(branching) -> tuple[int, ...]:
-    try:
-        b = tuple(branching)
-    except TypeError:
-        raise ValueError(f"branching: expected a non-empty sequence of positive ints, got {branching!r}") from None
-    if not b or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 1 for x in b):
-        raise ValueError(f"branching: expected a non-empty sequence of positive ints, got {branching!r}")
-    return tuple(int(x) for x in b)
-
-
 def _level_sizes(branching):
     """Static level-order layout of the full tree: level sizes, level starts, ``N``."""
     sizes, n = [], 1
@@ -306,7 +296,7 @@ def grow_tree(key, scheme: Union[str, DraftScheme], branching: Sequence[int], ro
       (arXiv 2502.18779) (greedy children).
     """
     s = _as_scheme(scheme, children=True)
-    branching = _check_branching(branching)
+    branching = _v.check_branching(branching)
     root = jnp.asarray(root_logq) if _v.is_concrete(root_logq) else root_logq
     if root.ndim != 2 or root.shape[-1] < 1:
         raise ValueError(f"root_logq: expected float[B, V], got shape {tuple(root.shape)}")
@@ -419,7 +409,7 @@ def draft_tree(key, scheme: Union[str, DraftScheme], log_probs_fn: Callable, bra
       Speculative Decoding, ICLR 2025 (arXiv 2502.18779).
     """
     s = _as_scheme(scheme, children=True)
-    branching = _check_branching(branching)
+    branching = _v.check_branching(branching)
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
         raise ValueError(f"vocab_size: expected a positive int (static), got {vocab_size!r}")
     V = int(vocab_size)

@@ -92,7 +92,7 @@ def _set_pairs(us, p, q, d):
     """Greedy (and, for two drafts, SpecHub) against the row-building form, for each row of
     uniforms ``us[S, 2]``: tokens and indices of both, stacked."""
     mask = jnp.zeros(p.shape, bool).at[d[:-1]].set(True)
-    a = jax.vmap(lambda u: _greedy.GREEDY.verify_with_uniforms(u, p, q, d))(us)
+    a = jax.vmap(lambda u: _greedy.GREEDY_OPTIMAL.verify_with_uniforms(u, p, q, d))(us)
     b = jax.vmap(lambda u: _set_reference(u, p, q, mask, d[-1], d))(us)
     out = [a.token, a.index, b.token, b.index]
     if d.shape[0] == 2:
