@@ -148,6 +148,12 @@ def children_table(parent, valid, width: int) -> tuple[jax.Array, jax.Array]:
     return ch.reshape(lead + (N + 1, width)), num.reshape(lead + (N + 1,))
 
 
+@functools.partial(jax.jit, static_argnames=("children", "b"))
+def _draw_children(keys, logq, children, b):
+    """``b`` children for every row of ``logq[M, V]``, one key each (one compilation per shape)."""
+    return jax.vmap(lambda k_, l_: children(k_, l_, b))(keys, logq)
+
+
 @functools.partial(jax.jit, static_argnames="width")
 def _children_table_batched(parent, valid, width):
     return jax.vmap(lambda pa, va: _children_table_1d(pa, va, width))(parent, valid)
@@ -320,7 +326,7 @@ def grow_tree(key, scheme: Union[str, DraftScheme], branching: Sequence[int], ro
         logq = logq.astype(jnp.result_type(logq.dtype, jnp.float32))
         q_rows.append(jnp.where(alive[..., None], jnp.exp(logq), 1.0 / V))
         kk = jax.random.split(keys[t], B * M)
-        tok, ok = jax.vmap(lambda k_, l_: s.children(k_, l_, b))(kk, logq.reshape(B * M, V))
+        tok, ok = _draw_children(kk, logq.reshape(B * M, V), s.children, b)
         ok = (ok.reshape(B, M, b) & alive[:, :, None]).reshape(B, M * b)
         tok = tok.reshape(B, M * b)
         par = np.full(M * b, -1) if t == 0 else np.repeat(np.arange(M) + starts[t - 1], b)
