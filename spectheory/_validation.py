@@ -196,3 +196,33 @@ def check_branching(branching, name: str = "branching") -> tuple[int, ...]:
     if not b or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 1 for x in b):
         raise ValueError(f"{name}: expected a non-empty sequence of positive ints, got {branching!r}")
     return tuple(int(x) for x in b)
+
+
+def check_key(key, name: str = "key") -> jax.Array:
+    """Check a ``jax.random`` key: a typed key array of shape ``()`` (``jax.random.key``) or a
+    raw ``uint32[2]`` key (``jax.random.PRNGKey``); else ``ValueError`` naming the argument.
+    Tracers pass (a key's shape and dtype are known at trace time and are checked)."""
+    if key is None:
+        raise ValueError(f"{name}: a jax.random key is required, got None")
+    if not hasattr(key, "dtype") or not hasattr(key, "shape"):
+        raise ValueError(f"{name}: expected a jax.random key, got {type(key).__name__}")
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"{name}: expected a single key (shape ()), got a key array of shape {tuple(key.shape)}")
+        return key
+    if key.dtype == jnp.uint32 and tuple(key.shape) == (2,):
+        return jnp.asarray(key)
+    raise ValueError(
+        f"{name}: expected a jax.random key (jax.random.key(seed)), got an array of dtype {key.dtype} "
+        f"and shape {tuple(key.shape)}"
+    )
+
+
+def check_count(n, name: str, *, minimum: int = 1) -> int:
+    """Check a count (sample size, number of steps, ...): a Python or NumPy int (no bool)
+    that is ``>= minimum``, returned as an ``int``; else ``ValueError`` naming the argument."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {n!r}")
+    if int(n) < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {int(n)}")
+    return int(n)
