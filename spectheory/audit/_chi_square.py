@@ -71,8 +71,9 @@ def chi_square_test(samples, probs, *, alpha: float = 1e-3, min_expected: float 
     chi-squared asymptotics of Pearson's statistic, with a margin).
 
     The test never reports ``passed`` when it could not test: if the law has more than one
-    token of positive mass and pooling leaves a single bin (too few samples), or the law lives
-    on a single-token vocabulary, it raises instead of returning a verdict.
+    token of positive mass and pooling leaves a single bin (too few samples), it raises
+    instead of returning a verdict. (On a one-token vocabulary every law on ``[0, V)`` is the
+    null law: the id range check is a complete test, ``detectable_tv = 0``.)
 
     Args:
       samples: int[N] (any shape, flattened) token ids in ``[0, V)``, ``N >= 1``.
@@ -85,8 +86,8 @@ def chi_square_test(samples, probs, *, alpha: float = 1e-3, min_expected: float 
       :class:`ChiSquareResult`.
 
     Raises:
-      ValueError: naming ``probs`` (NaN, inf, negative, all zero, not summing to one, a
-        one-token vocabulary), ``samples`` (not integer ids, out of range, empty, or too few to
+      ValueError: naming ``probs`` (NaN, inf, negative, all zero, not summing to one),
+        ``samples`` (not integer ids, out of range, empty, or too few to
         test), ``alpha`` or ``min_expected``.
 
     >>> import numpy as np
@@ -129,11 +130,11 @@ def _run_test(samples: np.ndarray, probs: np.ndarray, plan: _power.ChiSquarePlan
 
 
 def planned_test(law: np.ndarray, num_samples: int, alpha: float, *, name: str = "num_samples",
-                 law_name: str = "probs", min_expected: float = 5.0) -> _power.ChiSquarePlan:
+                 min_expected: float = 5.0) -> _power.ChiSquarePlan:
     """The audits' front door: plan Pearson's test of ``law`` at ``num_samples`` samples and
     refuse (``ValueError`` naming ``name``) a size whose detectable TV exceeds
     :data:`spectheory.audit._power.MAX_DETECTABLE_TV`. Runs before any sample is drawn."""
-    plan = _power.plan_chi_square(law, num_samples, alpha, min_expected, name=name, law_name=law_name)
+    plan = _power.plan_chi_square(law, num_samples, alpha, min_expected, name=name)
     _power.require_detectable(plan.detectable_tv, name, num_samples, "the chi-squared test")
     return plan
 
@@ -252,6 +253,6 @@ def _chi_square(rule, p, q, n, *, key, num_samples, alpha, drafts):
     else:
         law = np.asarray(p, dtype=np.float64)
     law = law / law.sum()
-    plan = planned_test(law, num_samples, alpha, law_name="p")  # refuses before any sampling
+    plan = planned_test(law, num_samples, alpha)  # refuses before any sampling
     tokens = sample_tokens(rule, p, q, n, key=key, num_samples=num_samples, drafts=drafts)
     return controlled_test(tokens, law, plan, _power.rng_from_key(key))

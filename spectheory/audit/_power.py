@@ -218,20 +218,20 @@ class ChiSquarePlan(NamedTuple):
 
 
 def plan_chi_square(probs: np.ndarray, num_samples: int, alpha: float, min_expected: float,
-                    name: str = "num_samples", law_name: str = "probs") -> ChiSquarePlan:
+                    name: str = "num_samples") -> ChiSquarePlan:
     """Pool the bins of ``probs`` (validated float64[V]) for ``num_samples`` samples and compute
-    the detectable TV (module docstring, steps 1-5).
+    the detectable TV (module docstring, steps 1-5). A law on a one-token vocabulary has no
+    alternative among laws on ``[0, V)``: its detectable TV is 0 (the id range is the test).
 
     Raises:
-      ValueError: naming ``law_name`` when the law has a single token (``V = 1``: no
-        alternative exists), or ``name`` when the positive-mass tokens pool into one bin while
+      ValueError: naming ``name`` when the positive-mass tokens pool into one bin while
         several tokens have mass (the test could not see a deviation among them).
     """
     bins = pool_bins(probs, num_samples, min_expected)
     dof = bins.probs.size - 1
     support = int(np.sum(probs > 0))
     if probs.shape[0] == 1:
-        raise ValueError(f"{law_name}: a law on a single token has no alternative; there is nothing to test")
+        return ChiSquarePlan(bins, 0, alpha, 0.0, 0.0)
     if dof < 1 and support >= 2:
         raise ValueError(
             f"{name}: {num_samples} samples cannot test this law: pooling the tokens expecting fewer than "
@@ -287,6 +287,8 @@ def chi_square_control(plan: ChiSquarePlan, num_samples: int, rng: np.random.Gen
     """Negative control: the rejection rate of the same test on ``reps`` samples of size
     ``num_samples`` from the least detectable alternative at :math:`\\varepsilon_B` (the
     stated detectable TV at bin resolution). One vectorised multinomial draw per replicate."""
+    if plan.bins.index.size == 1:  # V = 1: no alternative exists, none can be missed
+        return 1.0
     if plan.dof == 0:  # one-point law: move tv_bins of mass outside (exact binomial miss)
         return float(np.mean(rng.binomial(num_samples, plan.tv_bins, size=reps) > 0))
     alt = worst_case_bins(plan.bins.probs, plan.tv_bins)

@@ -101,8 +101,7 @@ def check_lossless(fn: Callable, p, q, n: int, *, drafts="iid", noise="key", ker
 
     Raises:
       ValueError: naming ``num_samples`` (not an int ``>= 1``, too few to see a deviation of
-        TV 0.5, or a failed negative control), ``p`` (a one-token vocabulary: nothing to test),
-        ``q``, ``n``, ``drafts``, ``noise``, ``alpha`` or ``seed``.
+        TV 0.5, or a failed negative control), ``p``, ``q``, ``n``, ``drafts``, ``noise``, ``alpha`` or ``seed``.
       AssertionError: when a check fails and ``raise_on_failure`` is true.
 
     References:
@@ -116,7 +115,7 @@ def check_lossless(fn: Callable, p, q, n: int, *, drafts="iid", noise="key", ker
         num_samples = _v.check_count(num_samples, "num_samples")
         seed = _v.check_count(seed, "seed", minimum=0)
         alpha = _power.check_alpha(alpha)
-        plan = planned_test(p64 / p64.sum(), num_samples, alpha, law_name="p")  # before fn runs
+        plan = planned_test(p64 / p64.sum(), num_samples, alpha)  # before fn runs
         tuples, probs = _resolve_law(drafts, q64, n)
         if tuples.ndim != 2 or tuples.shape[1] != n or probs.shape != (tuples.shape[0],):
             raise ValueError("drafts: expected a law (tuples int[M, n], probs float[M])")
