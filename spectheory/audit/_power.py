@@ -44,8 +44,10 @@ the test rejects when :math:`X^2 = \sum_b (O_b - N\pi_b)^2 / (N\pi_b) \ge c`, th
    and :math:`\varepsilon_B` is the smallest :math:`\varepsilon` making this
    :math:`\le 1 - P_d` (at :math:`\delta = 0` it is step 3; the factor :math:`(1-\delta)^N` is
    exact). Here :math:`\mathrm{TV}_B = \frac12(\sum_b |\pi'_b - \pi_b| + \delta)`. For a
-   one-point null law (``B = 1``) the support check is the whole test and is exact:
-   :math:`\varepsilon_B = 1 - (1 - P)^{1/N}` with :math:`P =` :data:`POWER`.
+   one-point null law (``B = 1``) the support check is the whole test and its power is exact:
+   :math:`\varepsilon_B = 1 - (1 - P_d)^{1/N}`. (Solved at :math:`P_d` too, not at 0.99:
+   the stated TV then carries the same margin everywhere, and the negative control below,
+   which asks for 98% of 200 replicates, does not fail by chance.)
 5. *What pooling hides.* Inside a bin :math:`S` of several tokens the test sees only the bin's
    mass. For any laws :math:`a, b` on :math:`S`,
    :math:`\sum_{y \in S} |a_y - b_y| \le |a(S) - b(S)| + 2\,(b(S) - \min_{y \in S} b_y)`
@@ -236,8 +238,8 @@ def plan_chi_square(probs: np.ndarray, num_samples: int, alpha: float, min_expec
         raise ValueError(
             f"{name}: {num_samples} samples cannot test this law: pooling the tokens expecting fewer than "
             f"{min_expected:g} samples leaves one bin (dof 0); use more samples")
-    if dof == 0:  # one-point law: the support check, exact (step 4 with B = 1)
-        tv = 1.0 - (1.0 - POWER) ** (1.0 / num_samples)
+    if dof == 0:  # one-point law: the support check, exact (step 4 with B = 1), at the design power
+        tv = 1.0 - (1.0 - DESIGN_POWER) ** (1.0 / num_samples)
         return ChiSquarePlan(bins, 0, alpha, tv, tv + bins.hidden)
     target = 1.0 - DESIGN_POWER
     eps0 = math.sqrt(_noncentrality(dof, alpha, DESIGN_POWER) / (4.0 * num_samples))
