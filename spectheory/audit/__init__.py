@@ -1,4 +1,10 @@
-"""Audits: exact (enumerated) proofs of losslessness and statistical tests of samplers."""
+"""Audits: exact (enumerated) proofs of losslessness and statistical tests of samplers.
+
+Every statistical audit states what it can see: ``detectable_tv``, the smallest total-variation
+deviation from the tested law it rejects with probability at least 0.99 at its level and sample
+size (derivation in ``spectheory/audit/_power.py``); the audits refuse sample sizes whose
+detectable TV exceeds 0.5 and check the claim with a seeded negative control.
+"""
 
 from spectheory.audit._exact import ExactAudit, exact, kernel_table
 from spectheory.audit._acceptance import AUTO_EXACT_LIMIT, Acceptance, acceptance
