@@ -13,6 +13,7 @@ from jax.typing import ArrayLike
 from spectheory import _validation as _v
 from spectheory._registry import ChainVerifier, Rule
 from spectheory.decode._kernel import _check_target, build_step, init, resolve_verifier
+from spectheory.decode._laws import LogLaw
 from spectheory.decode._proposers import Proposer, chain_proposer, lookup_proposer, tree_proposer
 from spectheory.models import CausalLM
 from spectheory.verify import TOKEN
@@ -76,8 +77,9 @@ def _proposer(target: CausalLM, draft, verifier: Union[ChainVerifier, Rule], gam
         if branching is not None:
             raise ValueError("branching: a Proposer fixes its own branching; pass branching=None")
         return draft
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, np.integer)) or gamma < 1:
-        raise ValueError(f"gamma: must be a positive int, got {gamma!r}")
+    gamma = _v.check_count(gamma, "gamma")
+    if branching is not None and not isinstance(branching, (int, np.integer)):
+        branching = _v.check_branching(branching)
     if isinstance(draft, CausalLM) and isinstance(verifier, Rule):
         if verifier.drafts.children is None:
             raise ValueError(f"verifier: rule {verifier.name!r} draws its drafts by {verifier.drafts.name!r}, which "
@@ -189,10 +191,12 @@ def generate(
       Verification Accelerates Speculative Decoding, ICLR 2025 (arXiv 2403.10444); Miao et
       al., SpecInfer (arXiv 2305.09781) for tree verification; Saxena 2023, prompt lookup.
     """
-    if key is None:
-        raise ValueError("key: a jax.random key is required")
+    key = _v.check_key(key)
+    _check_target(target)
+    max_new_tokens = _v.check_count(max_new_tokens, "max_new_tokens")
+    LogLaw.checked(temperature, top_k, top_p)  # before any model call
     verifier = resolve_verifier(verifier)
-    proposer = _proposer(_check_target(target), draft, verifier, gamma, branching)
+    proposer = _proposer(target, draft, verifier, gamma, branching)
     state = init(target, proposer, prompts, max_new_tokens=max_new_tokens, eos_token_id=eos_token_id)
     step = build_step(target, proposer, verifier, temperature=temperature, top_k=top_k, top_p=top_p)
     accepted, target_calls, draft_calls = [], 0, 0
