@@ -28,6 +28,8 @@ def _load_vector(path: str, name: str) -> np.ndarray:
             data = json.loads(f.read_text())
             if not isinstance(data, list):
                 raise ValueError(f"expected a JSON list of numbers, got a JSON {type(data).__name__}")
+            if any(isinstance(x, bool) for x in data):
+                raise SystemExit(f"error: --{name}: {path} must hold real numbers, got true/false")
             arr = np.asarray(data, dtype=np.float64)
         else:
             raise SystemExit(f"error: --{name}: expected a .npy or .json file, got {path}")
