@@ -155,7 +155,9 @@ def generate(
       draft: see above.
       prompts: ``B`` prompts: a list of non-empty int sequences (ragged) or ``int[B, L]``.
       verifier: a ChainVerifier, a Rule, or a registered rule name (a string always names a
-        rule); see :func:`~spectheory.decode.supported_verifiers`.
+        rule); see :func:`~spectheory.decode.supported_verifiers`. A Rule that is not the
+        registered object of its name must pass the same structure check and exact audit as
+        :func:`spectheory.register` (run once per rule, the verdict cached).
       gamma: drafts per step (chain length, or default tree depth), ``>= 1``.
       max_new_tokens: tokens to generate per row, ``>= 1``.
       temperature: ``>= 0``; 0 is greedy. top_k: optional positive int. top_p: optional float
@@ -169,9 +171,12 @@ def generate(
       accepted int32[steps, B], target_calls, draft_calls)``.
 
     Raises:
-      ValueError: naming the argument: a bad prompt, budget, warp or model, an unknown rule
-        name, or a verifier that cannot verify the drafts (a chain verifier on a tree, a rule
-        assuming another draft scheme, a host-only rule).
+      ValueError: naming the argument (checked before any model call where the argument
+        allows): a bad key, prompt, budget, warp, branching or model, an unknown rule name, a
+        rule that fails the registration audit (e.g.
+        :data:`spectheory.testing.naive_independent_rule`), or a verifier that cannot verify the
+        drafts (a chain verifier on a tree, a rule assuming another draft scheme, a host-only
+        rule).
 
     Example:
       >>> import jax, spectheory

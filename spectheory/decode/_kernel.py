@@ -436,15 +436,18 @@ def build_step(target: CausalLM, proposer: Proposer, verifier: Union[ChainVerifi
       target: the target :class:`~spectheory.models.CausalLM`.
       proposer: a :class:`~spectheory.decode.Proposer`.
       verifier: a :class:`~spectheory.ChainVerifier` (:data:`spectheory.verify.TOKEN`,
-        :data:`spectheory.verify.BLOCK`), a :class:`~spectheory.Rule` (registered or not), or
-        a registered rule name; see :func:`supported_verifiers`.
+        :data:`spectheory.verify.BLOCK`), a :class:`~spectheory.Rule` (registered, or one that
+        passes the registration audit of :func:`spectheory.register`, run once per rule), or a
+        registered rule name; see :func:`supported_verifiers`.
       temperature: static float ``>= 0`` (0 is greedy).
       top_k: optional static positive int. top_p: optional static float in ``(0, 1]``.
 
     Returns:
-      ``step(key, state: DecodeState) -> (DecodeState, StepInfo)``. Rows already finished are
-      left as they are. The step calls host-side models, so it is not itself ``jax.jit``-able;
-      its array work runs in jitted pieces (one compilation per shape).
+      ``step(key, state: DecodeState) -> (DecodeState, StepInfo)`` (``ValueError`` naming
+      ``key`` or ``state`` when they are not a ``jax.random`` key and a :class:`DecodeState`).
+      Rows already finished are left as they are. The step calls host-side models, so it is
+      not itself ``jax.jit``-able; its array work runs in jitted pieces (one compilation per
+      shape).
 
     >>> import jax
     >>> from spectheory.models import TableLM, TableCausalLM

@@ -341,7 +341,8 @@ BAD_GENERATE_INPUTS = [
     ("prompts", dict(prompts="abc")), ("prompts", dict(prompts=[[0.5]])), ("prompts", dict(prompts=[])),
     ("prompts", dict(prompts=[[[0]]])), ("prompts", dict(prompts=[[-1]])), ("prompts", dict(prompts=[["a"]])),
     ("prompts", dict(prompts=np.zeros((2, 0), np.int32))), ("prompts", dict(prompts=[[True]])),
-    ("branching", dict(verifier="specinfer", branching=True)), ("branching", dict(verifier="specinfer", branching="ab")),
+    ("branching", dict(verifier="specinfer", branching=True)),
+    ("branching", dict(verifier="specinfer", branching="ab")),
     ("branching", dict(verifier="specinfer", branching=0)),
     ("target", dict(target=None)), ("draft", dict(draft=None)),
     ("verifier", dict(verifier=spectheory.Rule("malformed", spectheory.drafts.IID, None))),
@@ -350,7 +351,8 @@ BAD_GENERATE_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize("arg,bad", BAD_GENERATE_INPUTS, ids=[f"{a}-{i}" for i, (a, _) in enumerate(BAD_GENERATE_INPUTS)])
+@pytest.mark.parametrize("arg,bad", BAD_GENERATE_INPUTS,
+                         ids=[f"{a}-{i}" for i, (a, _) in enumerate(BAD_GENERATE_INPUTS)])
 def test_bad_input_is_refused_naming_the_argument(arg, bad):
     """Every argument of generate is checked eagerly: ValueError whose message starts with its name."""
     call = dict(key=jax.random.key(0), target=TableCausalLM(TP), draft=TableCausalLM(TQ), prompts=[[0]],
