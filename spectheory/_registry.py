@@ -524,7 +524,11 @@ def _refusal(r: Rule) -> Optional[str]:
     """Run the audit; the refusal message, or ``None`` when the rule passes."""
     from spectheory.audit import exact  # the audit imports the contract types
 
-    cases = audit_cases(r)
+    try:
+        cases = audit_cases(r)
+    except Exception as e:  # e.g. a max_n that does not return an int
+        return (f"verifier: the exact audit of rule {r.name!r} could not choose its cases (Rule.supports / "
+                f"DraftScheme.max_n raised): {type(e).__name__}: {e}")
     if not cases:
         return (f"verifier: rule {r.name!r} supports none of n = {AUDIT_NS} drafts over V = 4 tokens, so "
                 "the exact audit cannot check it")

@@ -118,6 +118,13 @@ def test_a_kernel_that_raises_is_refused(registry):
     assert "boom" not in spectheory.rules()
 
 
+def test_a_scheme_whose_max_n_raises_is_refused(registry):
+    bad = spectheory.Rule("odd-max-n", D.IID._replace(name="iid-odd", max_n=lambda V: "many"), V.SPECINFER)
+    with pytest.raises(ValueError, match="^verifier: the exact audit of rule 'odd-max-n' could not choose"):
+        spectheory.register(bad)
+    assert "iid-odd" not in D.schemes()
+
+
 def test_a_rule_the_audit_cannot_reach_needs_audit_false(registry):
     five = spectheory.Rule("five-drafts", D.IID, V.SPECINFER, fixed_n=5)
     with pytest.raises(ValueError, match="supports none of n = .*audit=False"):
