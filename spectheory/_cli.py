@@ -16,19 +16,55 @@ import numpy as np
 
 
 def _load_vector(path: str, name: str) -> np.ndarray:
+    """A 1-d float vector from a ``.npy`` or ``.json`` file; ``SystemExit`` naming the option,
+    the file and what is wrong with it."""
     f = Path(path)
-    if not f.exists():
+    if not f.is_file():
         raise SystemExit(f"error: --{name}: no such file {path}")
-    if f.suffix == ".npy":
-        arr = np.load(f)
-    elif f.suffix == ".json":
-        arr = np.asarray(json.loads(f.read_text()), dtype=np.float64)
-    else:
-        raise SystemExit(f"error: --{name}: expected a .npy or .json file, got {path}")
+    try:
+        if f.suffix == ".npy":
+            arr = np.load(f, allow_pickle=False)
+        elif f.suffix == ".json":
+            data = json.loads(f.read_text())
+            if not isinstance(data, list):
+                raise ValueError(f"expected a JSON list of numbers, got a JSON {type(data).__name__}")
+            if any(isinstance(x, bool) for x in data):
+                raise SystemExit(f"error: --{name}: {path} must hold real numbers, got true/false")
+            arr = np.asarray(data, dtype=np.float64)
+        else:
+            raise SystemExit(f"error: --{name}: expected a .npy or .json file, got {path}")
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"error: --{name}: {path} is not valid JSON: {e}") from None
+    except (ValueError, TypeError, OSError, UnicodeDecodeError) as e:
+        raise SystemExit(f"error: --{name}: cannot read a probability vector from {path}: {e}") from None
+    if not np.issubdtype(np.asarray(arr).dtype, np.number) or np.issubdtype(np.asarray(arr).dtype, np.complexfloating):
+        raise SystemExit(f"error: --{name}: {path} must hold real numbers, got dtype {np.asarray(arr).dtype}")
     arr = np.asarray(arr, dtype=np.float64)
     if arr.ndim != 1:
-        raise SystemExit(f"error: --{name}: expected a 1-d probability vector, got shape {arr.shape}")
+        raise SystemExit(f"error: --{name}: {path}: expected a 1-d probability vector, got shape {arr.shape}")
     return arr
+
+
+def _check_out(out: str) -> None:
+    """Refuse an ``--out`` path the plot could not be written to, before any computation: its
+    folder must exist and be writable, the path must not be a folder, and its suffix must be
+    an image format matplotlib writes."""
+    import os
+
+    f = Path(out)
+    folder = f.parent if str(f.parent) else Path(".")
+    if f.is_dir():
+        raise SystemExit(f"error: --out: {out} is a directory; give a file name such as compare.png")
+    if not folder.is_dir():
+        raise SystemExit(f"error: --out: the directory {folder} does not exist (create it first)")
+    if not os.access(folder, os.W_OK) or (f.exists() and not os.access(f, os.W_OK)):
+        raise SystemExit(f"error: --out: {out} is not writable")
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if f.suffix.lstrip(".").lower() not in formats:
+        raise SystemExit(f"error: --out: unsupported image format {f.suffix or '(none)'!r} in {out}; use one of "
+                         f"{', '.join('.' + k for k in sorted(formats))}")
 
 
 def _pairs(args):
@@ -60,15 +96,20 @@ def compare(args) -> int:
     from spectheory import _validation as _v
     from spectheory.audit import acceptance
 
+    if args.out:
+        _check_out(args.out)
     try:
         pairs = _pairs(args)
         for name, (p, q, _) in pairs.items():
-            _v.as_probs(p, f"p ({name})")
-            _v.as_probs(q, f"q ({name})")
-            _v.same_vocab(p, q)
+            pn, qn = (f"--p ({args.p})", f"--q ({args.q})") if name == "custom" else (f"p ({name})", f"q ({name})")
+            _v.as_probs(p, pn)
+            _v.as_probs(q, qn)
+            _v.same_vocab(p, q, pn, qn)
     except ValueError as e:
         raise SystemExit(f"error: {e}")
-    names = args.rules.split(",") if args.rules else spectheory.rules()
+    names = [r.strip() for r in args.rules.split(",")] if args.rules is not None else spectheory.rules()
+    if not all(names):
+        raise SystemExit(f"error: --rules: expected comma-separated rule names, got {args.rules!r}")
     try:
         rule_objs = [spectheory.rule(r) for r in names]
     except ValueError as e:
@@ -176,9 +217,18 @@ def audit(args) -> int:
     import spectheory
     from spectheory.audit import exact
 
+    from spectheory import _validation as _v
+
     p, q = _load_vector(args.p, "p"), _load_vector(args.q, "q")
     try:
-        res = exact(spectheory.rule(args.rule), p, q, args.n)
+        _v.as_probs(p, f"--p ({args.p})")
+        _v.as_probs(q, f"--q ({args.q})")
+        _v.same_vocab(p, q, f"--p ({args.p})", f"--q ({args.q})")
+        r = spectheory.rule(args.rule)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
+    try:
+        res = exact(r, p, q, args.n)
     except ValueError as e:
         raise SystemExit(f"error: {e}")
     print(f"rule={args.rule} n={args.n} acceptance={res.acceptance:.12f} max|output - p|={res.max_error:.3e}")
@@ -203,9 +253,9 @@ def _load_plugins(paths) -> None:
         sys.modules[name] = module
         try:
             spec.loader.exec_module(module)
-        except ValueError as e:  # e.g. a name already registered
+        except Exception as e:  # e.g. a refused registration, a syntax error in the file
             del sys.modules[name]
-            raise SystemExit(f"error: --plugin {path}: {e}")
+            raise SystemExit(f"error: --plugin {path}: {type(e).__name__}: {e}") from None
 
 
 def main(argv=None) -> int:
@@ -228,14 +278,15 @@ def main(argv=None) -> int:
     r = sub.add_parser("rules", parents=[plugin], help="list the registered rules")
     r.set_defaults(func=list_rules)
     a = sub.add_parser("audit", parents=[plugin], help="exact audit of one rule on p, q files")
-    a.add_argument("rule")
-    a.add_argument("--p", required=True)
-    a.add_argument("--q", required=True)
-    a.add_argument("--n", type=int, default=1)
+    a.add_argument("rule", help="a registered rule name (see `spectheory rules`)")
+    a.add_argument("--p", required=True, help="target law p as .npy or .json")
+    a.add_argument("--q", required=True, help="draft law q as .npy or .json")
+    a.add_argument("--n", type=int, default=1, help="number of drafts (default 1)")
     a.set_defaults(func=audit)
     args = parser.parse_args(argv)
-    if getattr(args, "max_n", 1) < 1:
-        parser.error("--max-n must be >= 1")
+    for opt in ("max_n", "mc_samples", "n"):
+        if getattr(args, opt, 1) < 1:
+            parser.error(f"--{opt.replace('_', '-')} must be >= 1, got {getattr(args, opt)}")
     if args.plugin:
         import spectheory  # noqa: F401  (the built-in rules first)
 

@@ -415,42 +415,257 @@ _REGISTRY: dict[str, Rule] = {}
 _SCHEMES: dict[str, DraftScheme] = {}
 
 
-def _register_scheme(s: DraftScheme, overwrite: bool) -> DraftScheme:
-    if not isinstance(s, DraftScheme):
-        raise TypeError(f"expected a spectheory.DraftScheme, got {type(s).__name__}")
+# --- structure -------------------------------------------------------------------------------
+
+def _is_int(x) -> bool:
+    return not isinstance(x, bool) and isinstance(x, (int, np.integer))
+
+
+def _need(ok: bool, field: str, what: str, value, error=TypeError) -> None:
+    if not ok:
+        shown = type(value).__name__ if error is TypeError else repr(value)
+        raise error(f"{field}: expected {what}, got {shown}")
+
+
+def _check_callable(obj, field: str, attr: str, optional: bool = False) -> None:
+    f = getattr(obj, attr)
+    _need(callable(f) or (optional and f is None), f"{field}.{attr}",
+          "a callable" + (" or None" if optional else ""), f)
+
+
+def check_scheme(s, name: str = "drafts") -> DraftScheme:
+    """The structure of a :class:`DraftScheme`: the type of every field (``TypeError`` or
+    ``ValueError`` naming the field, e.g. ``"drafts.law: expected a callable, got int"``).
+
+    Returns ``s``.
+    """
+    _need(isinstance(s, DraftScheme), name, "a spectheory.DraftScheme", s)
+    _need(isinstance(s.name, str), f"{name}.name", "a non-empty str", s.name)
+    _need(bool(s.name.strip()), f"{name}.name", "a non-empty str", s.name, ValueError)
+    for attr in ("sample", "law", "max_n"):
+        _check_callable(s, name, attr)
+    _check_callable(s, name, "children", optional=True)
+    _need(s.family is None or isinstance(s.family, str), f"{name}.family", "a str or None", s.family)
+    _need(_is_int(s.min_n), f"{name}.min_n", "an int >= 1", s.min_n)
+    _need(int(s.min_n) >= 1, f"{name}.min_n", "an int >= 1", s.min_n, ValueError)
+    _need(isinstance(s.replacement, (bool, np.bool_)), f"{name}.replacement", "a bool", s.replacement)
+    return s
+
+
+def check_verifier(v, name: str = "verifier") -> Verifier:
+    """The structure of a :class:`Verifier` (callables where the contract says so, ``host_only``
+    a bool); ``TypeError`` naming the field. Returns ``v``."""
+    _need(isinstance(v, Verifier), name, "a spectheory.Verifier (built by spectheory.make_verifier)", v)
+    for attr in ("verify", "kernel", "verify_with_uniforms", "num_uniforms"):
+        _check_callable(v, name, attr)
+    _check_callable(v, name, "acceptance", optional=True)
+    _need(isinstance(v.host_only, (bool, np.bool_)), f"{name}.host_only", "a bool", v.host_only)
+    return v
+
+
+def check_rule(r, name: str = "rule") -> Rule:
+    """The structure of a :class:`Rule`: a non-empty ``name``, a :class:`DraftScheme`
+    ``drafts`` and a :class:`Verifier` ``verifier`` (every field checked by
+    :func:`check_scheme` and :func:`check_verifier`), ``fixed_n`` ``None`` or an int the scheme
+    allows, a str ``description``. ``TypeError`` or ``ValueError`` naming the field.
+
+    Returns ``r``.
+    """
+    _need(isinstance(r, Rule), name, "a spectheory.Rule", r)
+    _need(isinstance(r.name, str), "name", "a non-empty str", r.name)
+    _need(bool(r.name.strip()), "name", "a non-empty str", r.name, ValueError)
+    check_scheme(r.drafts, "drafts")
+    check_verifier(r.verifier, "verifier")
+    if r.fixed_n is not None:
+        _need(_is_int(r.fixed_n), "fixed_n", "None or an int >= 1", r.fixed_n)
+        _need(int(r.fixed_n) >= max(1, int(r.drafts.min_n)), "fixed_n",
+              f"None or an int >= the scheme's min_n ({r.drafts.min_n})", r.fixed_n, ValueError)
+    _need(isinstance(r.description, str), "description", "a str", r.description)
+    return r
+
+
+# --- the exact audit a rule passes before it is trusted ---------------------------------------
+
+#: Largest ``max |output - p|`` (float64 enumeration) the registration audit accepts.
+AUDIT_TOL = 1e-10
+#: Numbers of drafts the registration audit tries (those the rule supports).
+AUDIT_NS = (1, 2, 3)
+#: Seed of the registration audit's random laws (the same cases for every rule).
+AUDIT_SEED = 20231
+
+#: Verdicts of :func:`audit_rule` per rule value: ``None`` (passed) or the refusal message.
+_VERDICTS: dict = {}
+
+
+def audit_cases(r: Rule) -> list:
+    r"""The small cases :func:`audit_rule` enumerates: ``[(p, q, n)]`` in float64.
+
+    For every ``n`` in :data:`AUDIT_NS` the rule supports over ``V = 4`` tokens, three seeded
+    random pairs (Dirichlet(1/2)): ``p == q``, a ``q`` with a zero (so ``n = 3`` distinct drafts
+    exhaust its support), and a ``p`` with a zero against a full-support ``q``. One vocabulary
+    size keeps the kernel compilations few (one per padded number of draft tuples).
+    """
+    rng = np.random.default_rng(AUDIT_SEED)
+    out = []
+    for n in AUDIT_NS:
+        equal = rng.dirichlet(np.full(4, 0.5))
+        p1, q1 = rng.dirichlet(np.full(4, 0.5)), rng.dirichlet(np.full(4, 0.5))
+        q1[1] = 0.0
+        p2, q2 = rng.dirichlet(np.full(4, 0.5)), rng.dirichlet(np.full(4, 0.5))
+        p2[2] = 0.0
+        for p, q in ((equal, equal.copy()), (p1, q1), (p2, q2)):
+            p, q = p / p.sum(), q / q.sum()
+            if r.supports(n, len(p)) and r.drafts.fan_out(n, int(np.sum(q > 0))) == n:
+                out.append((p, q, n))
+    return out
+
+
+def _refusal(r: Rule) -> Optional[str]:
+    """Run the audit; the refusal message, or ``None`` when the rule passes."""
+    from spectheory.audit import exact  # the audit imports the contract types
+
+    try:
+        cases = audit_cases(r)
+    except Exception as e:  # e.g. a max_n that does not return an int
+        return (f"verifier: the exact audit of rule {r.name!r} could not choose its cases (Rule.supports / "
+                f"DraftScheme.max_n raised): {type(e).__name__}: {e}")
+    if not cases:
+        return (f"verifier: rule {r.name!r} supports none of n = {AUDIT_NS} drafts over V = 4 tokens, so "
+                "the exact audit cannot check it")
+    with jax.enable_x64(True):
+        for p, q, n in cases:
+            case = f"n={n}, p={np.round(p, 6).tolist()}, q={np.round(q, 6).tolist()}"
+            try:
+                res = exact(r, p, q, n)
+                err = float(res.max_error)
+                claimed = None if r.verifier.acceptance is None else float(r.verifier.acceptance(p, q, n))
+            except Exception as e:  # a malformed rule: refuse it, whatever it raised
+                return (f"verifier: the exact audit of rule {r.name!r} (draft scheme {r.drafts.name!r}) failed at "
+                        f"{case}: {type(e).__name__}: {e}")
+            if not err <= AUDIT_TOL:  # NaN refused too
+                return (f"verifier: rule {r.name!r} is not lossless with draft scheme {r.drafts.name!r}: the exact "
+                        f"audit gives max |output - p| = {err:.3g} (> {AUDIT_TOL:g}) at {case}")
+            if claimed is not None and not abs(claimed - res.acceptance) <= 1e-9:
+                return (f"verifier.acceptance: rule {r.name!r} claims acceptance {claimed:.12g} but the exact audit "
+                        f"gives {res.acceptance:.12g} at {case}")
+    return None
+
+
+def audit_rule(r: Rule) -> Rule:
+    r"""Refuse a rule that is not lossless: its structure (:func:`check_rule`), then the exact
+    audit (:func:`spectheory.audit.exact`, float64) on :func:`audit_cases`:
+
+    .. math:: \max_y \Big|\sum_{\bar x} Q(\bar x) K(y \mid \bar x) - p(y)\Big| \le
+        \mathrm{AUDIT\_TOL} = 10^{-10}
+
+    for every case, and a closed-form ``verifier.acceptance`` (if any) equal to the enumerated
+    acceptance to ``1e-9``. The verdict is cached per rule value, so it runs once.
+
+    Returns ``r``.
+
+    Raises:
+      TypeError, ValueError: a malformed rule (naming the field); ``ValueError`` naming
+        ``verifier`` with the max error and the case when the audit fails (or cannot run).
+
+    >>> import spectheory
+    >>> from spectheory.testing import naive_independent_rule
+    >>> audit_rule(naive_independent_rule)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: verifier: rule 'naive-independent' is not lossless with draft scheme 'iid': ...
+    """
+    check_rule(r)
+    try:
+        verdict = _VERDICTS[r]
+    except KeyError:
+        verdict = _VERDICTS[r] = _refusal(r)
+    except TypeError:  # an unhashable field: no cache
+        verdict = _refusal(r)
+    if verdict is not None:
+        raise ValueError(verdict)
+    return r
+
+
+def trusted(r: Rule) -> Rule:
+    """A rule decoding may run: the registered object of its name (audited when it was
+    registered, or registered with ``audit=False`` on purpose), else one that passes
+    :func:`audit_rule`. Returns ``r``."""
+    check_rule(r)
+    if _REGISTRY.get(r.name) is r:
+        return r
+    return audit_rule(r)
+
+
+def _check_scheme_name(s: DraftScheme, overwrite: bool) -> None:
     old = _SCHEMES.get(s.name)
     if old is not None and old is not s and old != s and not overwrite:
         raise ValueError(f"a different draft scheme named {s.name!r} is already registered; "
                          "give the new scheme another name (a scheme's name is its identity)")
-    _SCHEMES[s.name] = s
-    return s
 
 
-def register(new: Union[Rule, DraftScheme], *, overwrite: bool = False):
-    """Add a rule (and its draft scheme) or a draft scheme to the registry, so that audits,
+def register(new: Union[Rule, DraftScheme], *, overwrite: bool = False, audit: bool = True):
+    r"""Add a rule (and its draft scheme) or a draft scheme to the registry, so that audits,
     the conformance suite, ``spectheory compare``, draft trees, bounds and
     :func:`spectheory.generate` pick it up.
+
+    Nothing wrong gets in: the structure is checked first (every field's type, naming the
+    field), then a rule must pass the exact audit (:func:`spectheory.audit.exact`, float64) on
+    small seeded random cases over 4 tokens: for every ``n`` in ``1, 2, 3`` the rule
+    supports, ``p == q``, a ``q`` with a zero and a ``p`` with a zero (nine cases at most), each
+    with
+
+    .. math:: \max_y |\mathrm{output}(y) - p(y)| \le 10^{-10},
+
+    and a closed-form ``acceptance`` equal to the enumerated one. A refused registration
+    raises and leaves the registry as it was. ``audit=False`` skips the audit (not the
+    structure check) for rules too expensive to enumerate, e.g. host-side LP rules: you then
+    vouch for the rule (audit it with :func:`spectheory.audit.exact` and
+    :func:`spectheory.testing.check_lossless` yourself).
 
     Args:
       new: a :class:`Rule` or a :class:`DraftScheme`. A rule's scheme is registered with it
         when its name is new.
       overwrite: replace an existing entry of the same name instead of raising.
+      audit: run the exact audit before accepting a rule (default ``True``).
 
     Returns:
       ``new``.
 
     Raises:
-      TypeError: if ``new`` is neither.
+      TypeError: if ``new`` is neither, or a field has the wrong type (the message names it).
       ValueError: if the name is taken (by another rule, or by a different scheme) and
-        ``overwrite`` is false.
+        ``overwrite`` is false; if a field has a wrong value; if the audit fails (the message
+        gives the max error and the case).
+
+    >>> import spectheory
+    >>> from spectheory.testing import naive_independent_rule  # the classic wrong rule
+    >>> try:
+    ...     spectheory.register(naive_independent_rule)
+    ... except ValueError as e:
+    ...     print(str(e).split(" with ")[0])
+    verifier: rule 'naive-independent' is not lossless
+    >>> "naive-independent" in spectheory.rules()
+    False
     """
     if isinstance(new, DraftScheme):
-        return _register_scheme(new, overwrite)
+        check_scheme(new, "new")
+        _check_scheme_name(new, overwrite)
+        _SCHEMES[new.name] = new
+        return new
     if not isinstance(new, Rule):
-        raise TypeError(f"register expects a spectheory.Rule or DraftScheme, got {type(new).__name__}")
+        raise TypeError(f"new: register expects a spectheory.Rule or DraftScheme, got {type(new).__name__}")
+    check_rule(new)
+    if not isinstance(audit, (bool, np.bool_)):
+        raise TypeError(f"audit: expected a bool, got {type(audit).__name__}")
     if new.name in _REGISTRY and not overwrite:
         raise ValueError(f"a rule named {new.name!r} is already registered")
-    _register_scheme(new.drafts, overwrite)
+    _check_scheme_name(new.drafts, overwrite)
+    if audit:
+        try:
+            audit_rule(new)
+        except ValueError as e:
+            raise ValueError(f"{e}; not registered (register(rule, audit=False) skips the audit)") from None
+    _SCHEMES[new.drafts.name] = new.drafts
     _REGISTRY[new.name] = new
     return new
 

@@ -34,8 +34,13 @@ def test_readme_shows_the_example_file_verbatim():
 
 def test_registered_and_in_every_registry_driven_suite():
     import test_conformance
+    from max_ratio_rule import MAX_RATIO
 
-    assert "max-ratio" in spectheory.rules()
+    from spectheory import _registry
+
+    assert "max-ratio" in spectheory.rules() and spectheory.rule("max-ratio") is MAX_RATIO
+    # registered with the default audit: the exact audit ran on the small cases and passed
+    assert _registry.audit_rule(MAX_RATIO) is MAX_RATIO
     assert any(name == "max-ratio" for name, _ in test_conformance.RULE_NS)
     assert "max-ratio" in test_conformance.JAX_RULES
     assert "max-ratio" in [v if isinstance(v, str) else getattr(v, "name", v)

@@ -19,7 +19,9 @@ single-draft step; this is a simple deterministic selection.)
 
 Importing this file registers the rule "max-ratio": the conformance suite, the exact audits,
 `spectheory compare --plugin <this file>`, tree verification and `spectheory.generate` pick it
-up with no other change.
+up with no other change. `spectheory.register` first checks the rule's structure and runs the
+exact audit on small seeded cases (n = 1, 2, 3 over 4 tokens), so a rule that is not lossless
+is refused here, at registration.
 """
 
 import jax

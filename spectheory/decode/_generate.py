@@ -13,6 +13,7 @@ from jax.typing import ArrayLike
 from spectheory import _validation as _v
 from spectheory._registry import ChainVerifier, Rule
 from spectheory.decode._kernel import _check_target, build_step, init, resolve_verifier
+from spectheory.decode._laws import LogLaw
 from spectheory.decode._proposers import Proposer, chain_proposer, lookup_proposer, tree_proposer
 from spectheory.models import CausalLM
 from spectheory.verify import TOKEN
@@ -76,8 +77,9 @@ def _proposer(target: CausalLM, draft, verifier: Union[ChainVerifier, Rule], gam
         if branching is not None:
             raise ValueError("branching: a Proposer fixes its own branching; pass branching=None")
         return draft
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, np.integer)) or gamma < 1:
-        raise ValueError(f"gamma: must be a positive int, got {gamma!r}")
+    gamma = _v.check_count(gamma, "gamma")
+    if branching is not None and not isinstance(branching, (int, np.integer)):
+        branching = _v.check_branching(branching)
     if isinstance(draft, CausalLM) and isinstance(verifier, Rule):
         if verifier.drafts.children is None:
             raise ValueError(f"verifier: rule {verifier.name!r} draws its drafts by {verifier.drafts.name!r}, which "
@@ -153,7 +155,9 @@ def generate(
       draft: see above.
       prompts: ``B`` prompts: a list of non-empty int sequences (ragged) or ``int[B, L]``.
       verifier: a ChainVerifier, a Rule, or a registered rule name (a string always names a
-        rule); see :func:`~spectheory.decode.supported_verifiers`.
+        rule); see :func:`~spectheory.decode.supported_verifiers`. A Rule that is not the
+        registered object of its name must pass the same structure check and exact audit as
+        :func:`spectheory.register` (run once per rule, the verdict cached).
       gamma: drafts per step (chain length, or default tree depth), ``>= 1``.
       max_new_tokens: tokens to generate per row, ``>= 1``.
       temperature: ``>= 0``; 0 is greedy. top_k: optional positive int. top_p: optional float
@@ -167,9 +171,12 @@ def generate(
       accepted int32[steps, B], target_calls, draft_calls)``.
 
     Raises:
-      ValueError: naming the argument: a bad prompt, budget, warp or model, an unknown rule
-        name, or a verifier that cannot verify the drafts (a chain verifier on a tree, a rule
-        assuming another draft scheme, a host-only rule).
+      ValueError: naming the argument (checked before any model call where the argument
+        allows): a bad key, prompt, budget, warp, branching or model, an unknown rule name, a
+        rule that fails the registration audit (e.g.
+        :data:`spectheory.testing.naive_independent_rule`), or a verifier that cannot verify the
+        drafts (a chain verifier on a tree, a rule assuming another draft scheme, a host-only
+        rule).
 
     Example:
       >>> import jax, spectheory
@@ -189,10 +196,12 @@ def generate(
       Verification Accelerates Speculative Decoding, ICLR 2025 (arXiv 2403.10444); Miao et
       al., SpecInfer (arXiv 2305.09781) for tree verification; Saxena 2023, prompt lookup.
     """
-    if key is None:
-        raise ValueError("key: a jax.random key is required")
+    key = _v.check_key(key)
+    _check_target(target)
+    max_new_tokens = _v.check_count(max_new_tokens, "max_new_tokens")
+    LogLaw.checked(temperature, top_k, top_p)  # before any model call
     verifier = resolve_verifier(verifier)
-    proposer = _proposer(_check_target(target), draft, verifier, gamma, branching)
+    proposer = _proposer(target, draft, verifier, gamma, branching)
     state = init(target, proposer, prompts, max_new_tokens=max_new_tokens, eos_token_id=eos_token_id)
     step = build_step(target, proposer, verifier, temperature=temperature, top_k=top_k, top_p=top_p)
     accepted, target_calls, draft_calls = [], 0, 0

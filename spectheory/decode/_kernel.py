@@ -16,11 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from spectheory import _registry
+from spectheory import _validation as _v
 from spectheory import trees as _trees
-from spectheory._registry import ChainVerifier, Rule, rule as _lookup_rule, rules as _registered
+from spectheory._registry import ChainVerifier, DraftScheme, Rule, rule as _lookup_rule, rules as _registered
 from spectheory.decode import _laws
 from spectheory.decode._laws import LogLaw
-from spectheory.decode._proposers import Proposer, prefill
+from spectheory.decode._proposers import Proposer, _check_lm, prefill
 from spectheory.models import CausalLM
 
 __all__ = ["DecodeState", "StepInfo", "init", "build_step", "supported_verifiers"]
@@ -117,22 +119,38 @@ class StepInfo(NamedTuple):
 
 
 def _check_target(target) -> CausalLM:
-    if not isinstance(target, CausalLM):
-        raise ValueError(f"target: expected a CausalLM, got {type(target).__name__}")
-    return target
+    return _check_lm(target, "target")
 
 
-def _check_proposer(proposer) -> Proposer:
+def _check_proposer(proposer, name: str = "proposer") -> Proposer:
     if not isinstance(proposer, Proposer):
-        raise ValueError(f"proposer: expected a spectheory.decode.Proposer, got {type(proposer).__name__}")
+        raise ValueError(f"{name}: expected a spectheory.decode.Proposer, got {type(proposer).__name__}")
+    for attr in ("init", "propose", "update"):
+        if not callable(getattr(proposer, attr)):
+            raise ValueError(f"{name}: {attr} must be callable, got {type(getattr(proposer, attr)).__name__}")
+    if not isinstance(proposer.scheme, DraftScheme):
+        raise ValueError(f"{name}: scheme must be a spectheory.DraftScheme, got {type(proposer.scheme).__name__}")
+    _v.check_branching(proposer.branching, f"{name}: branching")
     return proposer
 
 
 def _as_prompts(prompts, V: int) -> list[np.ndarray]:
+    if isinstance(prompts, (str, bytes)):
+        raise ValueError("prompts: expected a list of int sequences or int[B, L], got a string (encode it first)")
     if isinstance(prompts, (list, tuple)):
-        rows = [np.asarray(r) for r in prompts]
+        rows = []
+        for i, r in enumerate(prompts):
+            if isinstance(r, (str, bytes)):
+                raise ValueError(f"prompts: row {i} is a string; expected a non-empty 1-D int sequence")
+            try:
+                rows.append(np.asarray(r))
+            except ValueError:
+                raise ValueError(f"prompts: row {i} must be a non-empty 1-D int sequence") from None
     else:
-        arr = np.asarray(prompts)
+        try:
+            arr = np.asarray(prompts)
+        except ValueError:
+            raise ValueError("prompts: expected a list of int sequences or int[B, L]") from None
         if arr.ndim != 2:
             raise ValueError(f"prompts: expected a list of int sequences or int[B, L], got shape {arr.shape}")
         rows = list(arr)
@@ -179,11 +197,43 @@ def _supported_text() -> str:
     return ", ".join(names)
 
 
+def _check_chain_verifier(v: ChainVerifier) -> ChainVerifier:
+    if not isinstance(v.name, str):
+        raise ValueError(f"verifier: a ChainVerifier's name must be a str, got {type(v.name).__name__}")
+    for attr in ("verify_with_uniforms", "num_uniforms"):
+        if not callable(getattr(v, attr)):
+            raise ValueError(f"verifier: ChainVerifier {v.name!r}: {attr} must be callable, got "
+                             f"{type(getattr(v, attr)).__name__}")
+    return v
+
+
+def _check_rule(r: Rule) -> Rule:
+    """A rule decoding may run: the registered object of its name, or a rule with a sound
+    structure that passes the registration audit (:func:`spectheory._registry.audit_rule`,
+    cached per rule); ``ValueError`` naming ``verifier``. A host-only rule is not audited
+    here: :func:`check_pairing` refuses it."""
+    try:
+        _registry.check_rule(r)
+        if not r.verifier.host_only:
+            _registry.trusted(r)
+    except (TypeError, ValueError) as e:
+        msg = str(e)
+        raise ValueError(msg if msg.startswith("verifier") else f"verifier: rule {r.name!r}: {msg}") from None
+    return r
+
+
 def resolve_verifier(verifier) -> Union[ChainVerifier, Rule]:
     """A :class:`~spectheory.ChainVerifier`, a :class:`~spectheory.Rule`, or a registered rule
-    name (a string always names a rule) as the value; ``ValueError`` naming ``verifier``."""
-    if isinstance(verifier, (ChainVerifier, Rule)):
-        return verifier
+    name (a string always names a rule) as the value; ``ValueError`` naming ``verifier``.
+
+    A :class:`~spectheory.Rule` that is not the registered object of its name must pass the
+    same structure check and exact audit as :func:`spectheory.register` (once per rule: the
+    verdict is cached), so no unregistered wrong rule (e.g.
+    :data:`spectheory.testing.naive_independent_rule`) decodes."""
+    if isinstance(verifier, ChainVerifier):
+        return _check_chain_verifier(verifier)
+    if isinstance(verifier, Rule):
+        return _check_rule(verifier)
     if isinstance(verifier, str):
         try:
             return _lookup_rule(verifier)
@@ -260,8 +310,7 @@ def init(target: CausalLM, proposer: Proposer, prompts: Union[Sequence[Sequence[
     _check_target(target)
     _check_proposer(proposer)
     V = int(target.vocab_size)
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens: must be a positive int, got {max_new_tokens!r}")
+    max_new_tokens = _v.check_count(max_new_tokens, "max_new_tokens")
     if eos_token_id is not None and (isinstance(eos_token_id, bool) or not isinstance(eos_token_id, (int, np.integer))
                                      or not 0 <= int(eos_token_id) < V):
         raise ValueError(f"eos_token_id: must be None or an int in [0, {V}), got {eos_token_id!r}")
@@ -387,15 +436,18 @@ def build_step(target: CausalLM, proposer: Proposer, verifier: Union[ChainVerifi
       target: the target :class:`~spectheory.models.CausalLM`.
       proposer: a :class:`~spectheory.decode.Proposer`.
       verifier: a :class:`~spectheory.ChainVerifier` (:data:`spectheory.verify.TOKEN`,
-        :data:`spectheory.verify.BLOCK`), a :class:`~spectheory.Rule` (registered or not), or
-        a registered rule name; see :func:`supported_verifiers`.
+        :data:`spectheory.verify.BLOCK`), a :class:`~spectheory.Rule` (registered, or one that
+        passes the registration audit of :func:`spectheory.register`, run once per rule), or a
+        registered rule name; see :func:`supported_verifiers`.
       temperature: static float ``>= 0`` (0 is greedy).
       top_k: optional static positive int. top_p: optional static float in ``(0, 1]``.
 
     Returns:
-      ``step(key, state: DecodeState) -> (DecodeState, StepInfo)``. Rows already finished are
-      left as they are. The step calls host-side models, so it is not itself ``jax.jit``-able;
-      its array work runs in jitted pieces (one compilation per shape).
+      ``step(key, state: DecodeState) -> (DecodeState, StepInfo)`` (``ValueError`` naming
+      ``key`` or ``state`` when they are not a ``jax.random`` key and a :class:`DecodeState`).
+      Rows already finished are left as they are. The step calls host-side models, so it is
+      not itself ``jax.jit``-able; its array work runs in jitted pieces (one compilation per
+      shape).
 
     >>> import jax
     >>> from spectheory.models import TableLM, TableCausalLM
@@ -424,6 +476,9 @@ def build_step(target: CausalLM, proposer: Proposer, verifier: Union[ChainVerifi
     by_rule = isinstance(verifier, Rule)
 
     def step(key, state: DecodeState):
+        key = _v.check_key(key)
+        if not isinstance(state, DecodeState):
+            raise ValueError(f"state: expected a DecodeState (from spectheory.decode.init), got {type(state).__name__}")
         k_prop, k_verify = jax.random.split(key)
         proposal, p_state = proposer.propose(k_prop, state.proposer_state, state.tokens, state.lengths,
                                              state.active, law)

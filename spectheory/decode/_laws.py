@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import NamedTuple, Optional
 
 import jax
+import numpy as np
 
 from spectheory.verify._warp import check_warp, warp_logits
 
@@ -71,5 +72,17 @@ class LogLaw(NamedTuple):
 
     @classmethod
     def checked(cls, temperature=1.0, top_k=None, top_p=None) -> "LogLaw":
-        """Validate the warp (``ValueError`` naming the argument) and build the value."""
+        """Validate the warp (``ValueError`` naming the argument) and build the value:
+        ``temperature`` a real number ``>= 0`` and ``top_p`` one in ``(0, 1]`` (no bools or
+        strings), ``top_k`` a positive int or ``None``."""
+        for name, x in (("temperature", temperature), ("top_p", top_p)):
+            if x is None and name == "top_p":
+                continue
+            if isinstance(x, (bool, np.bool_, str, bytes)) or not (isinstance(x, jax.core.Tracer) or np.ndim(x) == 0):
+                raise ValueError(f"{name}: expected a real number, got {x!r}")
+            if not isinstance(x, jax.core.Tracer):
+                try:
+                    float(x)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{name}: expected a real number, got {x!r}") from None
         return cls(*check_warp(temperature, top_k, top_p))

@@ -159,12 +159,6 @@ class DraftModelState(NamedTuple):
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _positive_int(x, name: str) -> int:
-    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 1:
-        raise ValueError(f"{name}: must be a positive int, got {x!r}")
-    return int(x)
-
-
 @functools.lru_cache(maxsize=None)
 def _chain_layout(gamma: int):
     parent = np.arange(gamma, dtype=np.int32) - 1
@@ -214,8 +208,13 @@ def chain_tree(drafts, scheme: DraftScheme = IID):
 
 
 def _check_lm(lm, name: str) -> CausalLM:
+    """A :class:`~spectheory.models.CausalLM` with a positive int ``vocab_size``; else
+    ``ValueError`` naming the argument."""
     if not isinstance(lm, CausalLM):
         raise ValueError(f"{name}: expected a CausalLM, got {type(lm).__name__}")
+    V = lm.vocab_size
+    if isinstance(V, bool) or not isinstance(V, (int, np.integer)) or V < 1:
+        raise ValueError(f"{name}: vocab_size must be a positive int, got {V!r}")
     return lm
 
 
@@ -320,7 +319,7 @@ def chain_proposer(draft_lm: CausalLM, gamma: int) -> Proposer:
       Leviathan, Kalman, Matias 2023 (arXiv 2211.17192); Chen et al. 2023 (arXiv 2302.01318).
     """
     lm = _check_lm(draft_lm, "draft_lm")
-    gamma = _positive_int(gamma, "gamma")
+    gamma = _v.check_count(gamma, "gamma")
 
     def propose(key, state, tokens, lengths, active, log_law):
         tokens, lengths, act = _host(tokens, lengths, active)
@@ -463,7 +462,12 @@ def lookup_proposer(fn: Callable, gamma: int) -> Proposer:
     """
     if isinstance(fn, CausalLM) or not callable(fn):
         raise ValueError(f"fn: expected a drafter fn(context, length, *, num_drafts), got {type(fn).__name__}")
-    gamma = _positive_int(gamma, "gamma")
+    try:
+        hash(fn)
+    except TypeError:
+        raise ValueError(f"fn: the drafter must be hashable (a static argument of jax.jit), got an unhashable "
+                         f"{type(fn).__name__}") from None
+    gamma = _v.check_count(gamma, "gamma")
 
     def init(tokens, lengths, vocab_size):
         return int(vocab_size)

@@ -349,6 +349,36 @@ def test_pairing_errors_name_the_argument():
     build_step(target, tree_proposer(draft, "iid", (1, 1)), TOKEN)
 
 
+def test_kernel_inputs_are_checked():
+    """build_step refuses unaudited wrong rules and malformed proposers; step checks its key
+    and state; init a malformed proposer; every message names the argument."""
+    from spectheory.testing import naive_independent_rule
+
+    target, draft = _target(), TableCausalLM(DRAFT)
+    tree = tree_proposer(draft, "iid", (2, 1))
+    with pytest.raises(ValueError, match="^verifier: rule 'naive-independent' is not lossless"):
+        build_step(target, tree, naive_independent_rule)
+    with pytest.raises(ValueError, match="^verifier: .*drafts.law"):
+        build_step(target, tree, spectheory.rule("specinfer")._replace(
+            name="broken", drafts=spectheory.drafts.IID._replace(law=None)))
+    with pytest.raises(ValueError, match="^verifier: ChainVerifier 'stub': verify_with_uniforms"):
+        build_step(target, chain_proposer(draft, 2), STUB._replace(verify_with_uniforms=None))
+    for bad in (tree._replace(branching=(0,)), tree._replace(scheme="iid"), tree._replace(propose=None)):
+        with pytest.raises(ValueError, match="^proposer"):
+            build_step(target, bad, "specinfer")
+        with pytest.raises(ValueError, match="^proposer"):
+            init(target, bad, [[0]], max_new_tokens=2)
+    with pytest.raises(ValueError, match="^fn: the drafter must be hashable"):
+        lookup_proposer(type("Unhashable", (), {"__call__": lambda self, *a, **k: None, "__hash__": None})(), 2)
+    step = build_step(target, tree, "specinfer")
+    state = init(target, tree, [[0]], max_new_tokens=2)
+    with pytest.raises(ValueError, match="^key"):
+        step(0, state)
+    with pytest.raises(ValueError, match="^state"):
+        step(jax.random.key(0), state._asdict())
+    step(jax.random.key(0), state)  # the same call with good input runs
+
+
 def test_proposer_validation():
     draft = TableCausalLM(DRAFT)
     with pytest.raises(ValueError, match="draft_lm"):

@@ -2,7 +2,8 @@
 
 Expected values come from independent routes: greedy autoregressive decoding by full recompute
 (torch / plain jnp), the target's sequence law computed from its tables with a NumPy warp, an
-enumeration of the speculative algorithm through the chain kernels, and per-position acceptance
+enumeration of the speculative algorithm through the chain kernels and, for tree rules, through
+the draft schemes' children laws and the node kernels, and per-position acceptance
 measured by separate forward passes.
 """
 
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 import spectheory
-from spectheory.audit import chi_square_test
+from spectheory.audit import chi_square_test, kernel_table
 from spectheory.decode import _laws, chain_proposer, lookup_proposer, tree_proposer
 from spectheory.models import TableCausalLM, TableLM, prompt_lookup
 from spectheory.verify import BLOCK, TOKEN
@@ -96,6 +97,95 @@ def test_speculative_law_equals_warped_target_law_exactly(warp, kernel):
     keys = sorted(want)
     np.testing.assert_allclose([got.get(s, 0.0) for s in keys], [want[s] for s in keys], atol=1e-12)
     assert set(got) <= set(want)
+
+
+def speculative_tree_law(target: TableLM, draft: TableLM, prefix, m, branching, warp, rule):
+    """Exact law of the first m tokens ``generate`` emits with a tree rule: every step grows a
+    draft tree whose node children are drawn by the rule's scheme (``children_law``) from the
+    warped draft law, and the rule's kernel at every node decides (descend into the child
+    carrying the emitted token, else stop; a bonus token from the target at depth D). The
+    warped laws are the ones ``generate`` hands the verifier (``_laws.draft_log_probs`` and
+    ``_laws.verify_probs``, float64); subtrees are independent given their path, so the tree
+    law is enumerated node by node."""
+    D = len(branching)
+    steps: dict = {}
+
+    def laws(ctx):
+        with jax.enable_x64(True):
+            lp = jnp.log(jnp.asarray(target.next_law(list(ctx)), jnp.float64))
+            lq = jnp.log(jnp.asarray(draft.next_law(list(ctx)), jnp.float64))
+            return (np.asarray(_laws.verify_probs(lp, *warp), np.float64),
+                    np.exp(np.asarray(_laws.draft_log_probs(lq, *warp), np.float64)))
+
+    def step_law(ctx):
+        if ctx in steps:
+            return steps[ctx]
+        out: dict = {}
+
+        def node(path, mass):
+            p, q = laws(ctx + path)
+            if len(path) == D:
+                for y in np.flatnonzero(p > 0):
+                    out[path + (int(y),)] = out.get(path + (int(y),), 0.0) + mass * p[y]
+                return
+            tuples, probs = rule.drafts.children_law(q, branching[len(path)])
+            K = kernel_table(rule.verifier.kernel, p, q, tuples)
+            for tup, w, row in zip(np.asarray(tuples), probs, K):
+                for y in np.flatnonzero(row > 0):
+                    if int(y) in tup.tolist():
+                        node(path + (int(y),), mass * w * row[y])
+                    else:
+                        out[path + (int(y),)] = out.get(path + (int(y),), 0.0) + mass * w * row[y]
+
+        node((), 1.0)
+        steps[ctx] = out
+        return out
+
+    law: dict = {}
+
+    def rec(ctx, emitted, mass):
+        if len(emitted) >= m:
+            key = emitted[:m]
+            law[key] = law.get(key, 0.0) + mass
+            return
+        for seq, w in step_law(ctx).items():
+            rec(ctx + seq, emitted + seq, mass * w)
+
+    rec(tuple(prefix), (), 1.0)
+    return law
+
+
+#: Registered rules usable at the nodes of a draft tree (plugins included), with the branching
+#: of the exact tree audit: the chi-square grid's, else generate's default for gamma = 2.
+TREE_RULES = [v for v in spectheory.decode.supported_verifiers() if isinstance(v, str)]
+
+
+def _tree_branching(name):
+    from spectheory.decode._generate import _default_branching
+
+    return TREE_BRANCHING.get(name) or _default_branching(spectheory.rule(name), 2, None, TP.vocab_size)
+
+
+@pytest.mark.parametrize("warp", WARPS)
+@pytest.mark.parametrize("name", TREE_RULES)
+def test_tree_speculative_law_equals_warped_target_law_exactly(name, warp):
+    """Every tree rule inside generate, exactly: the law of the first 3 emitted tokens (trees of
+    generate's branching, several steps) is the warped target's to 1e-12 in float64."""
+    want = warped_sequence_law(TP, (0,), 3, warp)
+    got = speculative_tree_law(TP, TQ, (0,), 3, _tree_branching(name), warp, spectheory.rule(name))
+    assert set(got) <= set(want)
+    keys = sorted(want)
+    np.testing.assert_allclose([got.get(s, 0.0) for s in keys], [want[s] for s in keys], rtol=0, atol=1e-12)
+
+
+def test_tree_speculative_law_detects_a_wrong_rule():
+    """Negative control: the same enumeration rejects the package's deliberately wrong rule
+    (independent single-draft tests of i.i.d. children) by far more than the tolerance."""
+    from spectheory.testing import naive_independent_rule
+
+    want = warped_sequence_law(TP, (0,), 2, WARPS[0])
+    got = speculative_tree_law(TP, TQ, (0,), 2, (2, 1), WARPS[0], naive_independent_rule)
+    assert max(abs(got.get(s, 0.0) - want[s]) for s in want) > 1e-2
 
 
 def test_mismatched_warp_is_not_lossless_exactly():
@@ -235,6 +325,52 @@ def test_validation():
         gen(k, p, chain_proposer(q, 2), [[0]], max_new_tokens=2, branching=(1, 1))
     with pytest.raises(ValueError, match="key"):
         gen(None, p, q, [[0]], max_new_tokens=2)
+
+
+BAD_GENERATE_INPUTS = [
+    ("key", dict(key=3)), ("key", dict(key=np.zeros(3))), ("key", dict(key=jax.random.split(jax.random.key(0)))),
+    ("gamma", dict(gamma=2.0)), ("gamma", dict(gamma=True)), ("gamma", dict(gamma=-1)),
+    ("max_new_tokens", dict(max_new_tokens=2.5)), ("max_new_tokens", dict(max_new_tokens=True)),
+    ("max_new_tokens", dict(max_new_tokens=None)),
+    ("temperature", dict(temperature="hot")), ("temperature", dict(temperature=True)),
+    ("temperature", dict(temperature=[1.0])), ("temperature", dict(temperature=float("nan"))),
+    ("temperature", dict(temperature=-0.5)), ("top_k", dict(top_k=0)), ("top_k", dict(top_k=1.5)),
+    ("top_p", dict(top_p="x")), ("top_p", dict(top_p=True)), ("top_p", dict(top_p=1.5)),
+    ("top_p", dict(top_p=float("nan"))),
+    ("eos_token_id", dict(eos_token_id=-1)), ("eos_token_id", dict(eos_token_id=1.0)),
+    ("prompts", dict(prompts="abc")), ("prompts", dict(prompts=[[0.5]])), ("prompts", dict(prompts=[])),
+    ("prompts", dict(prompts=[[[0]]])), ("prompts", dict(prompts=[[-1]])), ("prompts", dict(prompts=[["a"]])),
+    ("prompts", dict(prompts=np.zeros((2, 0), np.int32))), ("prompts", dict(prompts=[[True]])),
+    ("branching", dict(verifier="specinfer", branching=True)),
+    ("branching", dict(verifier="specinfer", branching="ab")),
+    ("branching", dict(verifier="specinfer", branching=0)),
+    ("target", dict(target=None)), ("draft", dict(draft=None)),
+    ("verifier", dict(verifier=spectheory.Rule("malformed", spectheory.drafts.IID, None))),
+    ("verifier", dict(verifier=spectheory.testing.naive_independent_rule)),
+    ("verifier", dict(verifier=spectheory.Rule("iid-rsd", spectheory.drafts.IID, spectheory.verify.RSD))),
+]
+
+
+@pytest.mark.parametrize("arg,bad", BAD_GENERATE_INPUTS,
+                         ids=[f"{a}-{i}" for i, (a, _) in enumerate(BAD_GENERATE_INPUTS)])
+def test_bad_input_is_refused_naming_the_argument(arg, bad):
+    """Every argument of generate is checked eagerly: ValueError whose message starts with its name."""
+    call = dict(key=jax.random.key(0), target=TableCausalLM(TP), draft=TableCausalLM(TQ), prompts=[[0]],
+                max_new_tokens=2)
+    call.update(bad)
+    key, target, draft, prompts = (call.pop(k) for k in ("key", "target", "draft", "prompts"))
+    with pytest.raises(ValueError, match=f"^{arg}"):
+        spectheory.generate(key, target, draft, prompts, **call)
+
+
+def test_bad_model_vocab_size_is_refused():
+    class Broken(TableCausalLM):
+        @property
+        def vocab_size(self):
+            return 0
+
+    with pytest.raises(ValueError, match="^target: vocab_size"):
+        spectheory.generate(jax.random.key(0), Broken(TP), TableCausalLM(TQ), [[0]], max_new_tokens=2)
 
 
 # -- greedy speculative == greedy autoregressive on the real models -------------------------------
