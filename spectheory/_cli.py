@@ -99,6 +99,11 @@ def compare(args) -> int:
     if args.out:
         _check_out(args.out)
     try:
+        # the Monte-Carlo size is checked before any computation (the audit refuses one too small to see anything)
+        from spectheory.audit import _power
+
+        _power.require_detectable(_power.mean_test(args.mc_samples, 1e-3).detectable, "--mc-samples",
+                                  args.mc_samples, "the Monte-Carlo estimate")
         pairs = _pairs(args)
         for name, (p, q, _) in pairs.items():
             pn, qn = (f"--p ({args.p})", f"--q ({args.q})") if name == "custom" else (f"p ({name})", f"q ({name})")

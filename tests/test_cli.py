@@ -104,6 +104,9 @@ def test_out_is_checked_before_any_computation(tmp_path, monkeypatch):
         main(["compare", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="--out: unsupported image format '.txt'"):
         main(["compare", "--out", str(tmp_path / "c.txt")])
+    # a Monte-Carlo size too small for the acceptance audit is refused before computing too
+    with pytest.raises(SystemExit, match="--mc-samples: 10 samples are too few"):
+        main(["compare", "--mc-samples", "10", "--out", ""])
 
 
 @pytest.mark.parametrize("argv,fault", [
