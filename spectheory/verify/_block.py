@@ -56,9 +56,8 @@ class BlockQuantities(NamedTuple):
 
 def _quantities(p, q, drafts, g) -> BlockQuantities:
     """Branch-free :math:`p_i`, :math:`h_i` and residual rows (inputs already checked)."""
-    idx = jnp.arange(g)
-    pb = p[idx, drafts]  # M_b(X_i | X^{i-1})
-    ps = q[idx, drafts]  # M_s(X_i | X^{i-1})
+    pb = _core.take_rows(p[:g], drafts)  # M_b(X_i | X^{i-1}); 0 for an id outside [0, V)
+    ps = _core.take_rows(q, drafts)  # M_s(X_i | X^{i-1})
 
     # p_i = min(1, p_{i-1} b_i / s_i), unrolled over the static gamma (cheap eagerly and
     # under jit). Where s_i = 0 the limit is 1 if p_{i-1} b_i > 0, else 0.
@@ -75,7 +74,7 @@ def _quantities(p, q, drafts, g) -> BlockQuantities:
     h_mid = jnp.where(den > 0, A / jnp.where(den > 0, den, 1), 1)
     # h_i for i = 1..gamma: A_i / (A_i + 1 - p_i) for i < gamma, h_gamma = p_gamma
     h = jnp.concatenate([h_mid[1:], pw[g:]]) if g > 0 else jnp.zeros((0,), p.dtype)
-    w = jnp.where(A[:, None] > 0, w, p[:g])
+    w = jnp.where(A[:, None] == 0, p[:g], w)  # a NaN stays (the sampler flags it)
     residual = jnp.concatenate([w, p[g:]], axis=0)
     return BlockQuantities(pw, h, residual)
 
@@ -169,7 +168,7 @@ def block_with_uniforms(uniforms, p, q, drafts) -> ChainResult:
     hit = u[:g] < bq.h
     tau = jnp.max(jnp.where(hit, jnp.arange(1, g + 1), 0), initial=0).astype(jnp.int32)
     y = _core.sample_index(u[g], bq.residual[tau])
-    return ChainResult(_emit(tau, y, drafts, g), tau)
+    return _emit(tau, y, drafts, g)
 
 
 def block(key, p, q, drafts) -> ChainResult:

@@ -31,7 +31,9 @@ def warp_logits(logits, temperature: float = 1.0, top_k: Optional[int] = None,
     r"""The sampling law's logits after temperature, top-k and top-p, in that order.
 
     Tokens removed by top-k or top-p get logit ``-inf``; the law is
-    ``softmax(warp_logits(...))``. ``temperature = 0`` means greedy: only the first argmax keeps
+    ``softmax(warp_logits(...))``. For ``temperature`` not 1 the logits are returned shifted by
+    their row maximum, :math:`(x - \max x) / T` (the same law as :math:`x / T`, and finite at
+    every :math:`T > 0`, so a tiny :math:`T` gives the same law eagerly and under ``jax.jit``). ``temperature = 0`` means greedy: only the first argmax keeps
     a finite logit (0). Speculative decoding is lossless for the warped target law only if the
     drafts are drawn from the draft's law warped *the same way* and verified against those same
     two warped laws; a verifier fed unwarped draft probabilities while the drafts came from a
@@ -65,7 +67,10 @@ def warp_logits(logits, temperature: float = 1.0, top_k: Optional[int] = None,
     if t == 0.0:
         return jnp.where(jax.nn.one_hot(jnp.argmax(x, axis=-1), V, dtype=bool), 0.0, -jnp.inf).astype(x.dtype)
     if t != 1.0:
-        x = x / t
+        # shift by the row maximum before dividing: the maximum becomes exactly 0 and no huge
+        # logit is formed at a tiny T (whose softmax is then NaN under jit); the law is the same
+        d = x - jnp.max(x, axis=-1, keepdims=True)
+        x = jnp.where(d == 0, 0, d / jnp.asarray(t, x.dtype)).astype(x.dtype)
     if top_k is not None and top_k < V:
         kth = jax.lax.top_k(x, top_k)[0][..., -1:]
         x = jnp.where(x >= kth, x, -jnp.inf)
