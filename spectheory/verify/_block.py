@@ -61,11 +61,12 @@ def _quantities(p, q, drafts, g) -> BlockQuantities:
 
     # p_i = min(1, p_{i-1} b_i / s_i), unrolled over the static gamma (cheap eagerly and
     # under jit). Where s_i = 0 the limit is 1 if p_{i-1} b_i > 0, else 0.
-    safe_s = jnp.where(ps > 0, ps, 1)
+    # (A NaN ratio stays NaN, so it reaches h and the flag.)
+    safe_s = jnp.where(ps == 0, 1, ps)
     pw = [jnp.ones((), p.dtype)]
     for i in range(g):
         num = pw[-1] * pb[i]
-        pw.append(jnp.where(ps[i] > 0, jnp.minimum(1, num / safe_s[i]), (num > 0).astype(p.dtype)))
+        pw.append(jnp.where(ps[i] == 0, (num > 0).astype(p.dtype), jnp.minimum(1, num / safe_s[i])))
     pw = jnp.stack(pw)  # p_0..p_gamma
     # residual weights (p_i M_b(.|X^i) - M_s(.|X^i))_+ for i = 0..gamma-1
     w = jnp.maximum(pw[:g, None] * p[:g] - q, 0)
@@ -168,6 +169,7 @@ def block_with_uniforms(uniforms, p, q, drafts) -> ChainResult:
     hit = u[:g] < bq.h
     tau = jnp.max(jnp.where(hit, jnp.arange(1, g + 1), 0), initial=0).astype(jnp.int32)
     y = _core.sample_index(u[g], bq.residual[tau])
+    y = jnp.where(jnp.any(jnp.isnan(bq.h)), _core.INVALID, y)  # tau read every h: a NaN flags
     return _emit(tau, y, drafts, g)
 
 

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spectheory import _core
+from spectheory import _checks, _core
 from spectheory import _validation as _v
 from spectheory._registry import VerifyResult, make_verifier
 from spectheory.verify import _multi
@@ -42,11 +42,14 @@ from spectheory.verify._greedy import set_kernel, set_verify_with_uniforms
 
 
 def _check_hub(p, q, drafts) -> None:
-    """Front-door check (concrete inputs only): the pair contains the hub ``argmax q``."""
+    """Front-door check: the pair contains the hub ``argmax q`` (concrete inputs, or traced
+    ones under :func:`spectheory.checked`)."""
     if _v.is_concrete(drafts) and _v.is_concrete(q):
         hub = int(np.argmax(np.asarray(q)))
         if hub not in np.asarray(drafts).tolist():
             raise ValueError(f"drafts: hub drafts must contain the hub argmax(q) = {hub}, got {np.asarray(drafts).tolist()}")
+    elif _checks.active():
+        _checks.require(jnp.any(drafts == jnp.argmax(q)), "drafts: hub drafts must contain the hub argmax(q)")
 
 
 def _hub_parts(p, q, drafts):

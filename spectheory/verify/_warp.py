@@ -43,6 +43,9 @@ def warp_logits(logits, temperature: float = 1.0, top_k: Optional[int] = None,
     * top-p keeps the smallest prefix of tokens sorted by probability whose mass reaches
       ``top_p`` (the most likely token is always kept).
 
+    A NaN logit is never warped away: the row's law stays NaN (under ``jax.jit``, where the
+    front door cannot raise, invalid logits must not become a plausible law).
+
     Args:
       logits: float[..., V].
       temperature: static float >= 0.
@@ -65,7 +68,8 @@ def warp_logits(logits, temperature: float = 1.0, top_k: Optional[int] = None,
     x = x.astype(jnp.result_type(x.dtype, jnp.float32))
     V = x.shape[-1]
     if t == 0.0:
-        return jnp.where(jax.nn.one_hot(jnp.argmax(x, axis=-1), V, dtype=bool), 0.0, -jnp.inf).astype(x.dtype)
+        greedy = jnp.where(jax.nn.one_hot(jnp.argmax(x, axis=-1), V, dtype=bool), 0.0, -jnp.inf)
+        return jnp.where(jnp.any(jnp.isnan(x), axis=-1, keepdims=True), jnp.nan, greedy).astype(x.dtype)
     if t != 1.0:
         # shift by the row maximum before dividing: the maximum becomes exactly 0 and no huge
         # logit is formed at a tiny T (whose softmax is then NaN under jit); the law is the same
@@ -73,13 +77,13 @@ def warp_logits(logits, temperature: float = 1.0, top_k: Optional[int] = None,
         x = jnp.where(d == 0, 0, d / jnp.asarray(t, x.dtype)).astype(x.dtype)
     if top_k is not None and top_k < V:
         kth = jax.lax.top_k(x, top_k)[0][..., -1:]
-        x = jnp.where(x >= kth, x, -jnp.inf)
+        x = jnp.where(x < kth, -jnp.inf, x)  # (a NaN is kept: NaN in, NaN out)
     if top_p is not None and top_p < 1.0:
         order = jnp.argsort(-x, axis=-1)
         sorted_x = jnp.take_along_axis(x, order, axis=-1)
         probs = jax.nn.softmax(sorted_x, axis=-1)
         mass_before = jnp.cumsum(probs, axis=-1) - probs
-        keep_sorted = mass_before < top_p
+        keep_sorted = ~(mass_before >= top_p)
         keep = jnp.put_along_axis(jnp.zeros_like(keep_sorted), order, keep_sorted, axis=-1, inplace=False)
         x = jnp.where(keep, x, -jnp.inf)
     return x
