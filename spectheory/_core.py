@@ -155,7 +155,8 @@ def sample_weighted(u, weight_fn, xs, points=None) -> jax.Array:
       u: a uniform in [0, 1), shape ``()``.
       weight_fn: elementwise function of the arrays in ``xs``.
       xs: tuple of float[V] arrays.
-      points: optional ``(int[k], float[k])`` extra point masses at distinct indices.
+      points: optional ``(int[k], float[k])`` extra point masses at distinct indices (an
+        index outside ``[0, V)`` is ignored).
 
     Returns:
       int32 index in ``[0, V)``, or :data:`INVALID` (-1) when the total weight is not positive
@@ -168,6 +169,8 @@ def sample_weighted(u, weight_fn, xs, points=None) -> jax.Array:
     bs = jnp.sum(weight_fn(*xb), axis=1)
     if points is not None:
         idx, pw = points
+        pw = jnp.where(in_vocab(idx, V), pw, 0)  # an index outside [0, V) carries no mass
+        idx = jnp.clip(idx, 0, V - 1)
         bs = bs.at[idx // block].add(pw.astype(bs.dtype))
     cb = jnp.cumsum(bs)
     t = u * cb[-1]

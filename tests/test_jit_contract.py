@@ -109,6 +109,21 @@ def test_kernels_of_nan_laws_are_nan(name):
     assert np.all(np.isnan(K).any(axis=-1)), (name, K)
 
 
+@pytest.mark.parametrize("name", [n for n in _jax_rules() if id(spectheory.rule(n).verifier) in _BUILTIN
+                                  and spectheory.rule(n).verifier.acceptance is not None])
+def test_closed_form_acceptances_of_nan_laws_are_nan(name):
+    """A NaN anywhere in p or q (also where the rule zeroes q, e.g. the greedy set or the hub)
+    gives a NaN acceptance under jit, never a plausible rate."""
+    rule = spectheory.rule(name)
+    n = rule.fixed_n or 2
+    p, q = random_pair(V, 8)
+    eye = np.eye(V, dtype=bool)
+    P = np.concatenate([np.where(eye, np.nan, p), np.tile(p, (V, 1))])
+    Q = np.concatenate([np.tile(q, (V, 1)), np.where(eye, np.nan, q)])
+    alpha = np.asarray(jax.jit(lambda a, b: rule.verifier.acceptance(a, b, n))(P, Q))
+    assert np.all(np.isnan(alpha)), (name, alpha)
+
+
 def _chain_rows(g, V):
     rng = np.random.default_rng(7)
     p = rng.dirichlet(np.ones(V), size=g + 1)

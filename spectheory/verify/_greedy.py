@@ -182,7 +182,8 @@ def greedy_acceptance(p, q, n: int) -> jax.Array:
 def _acceptance_core(p, q, n):
     in_top = jnp.zeros(p.shape, bool).at[greedy_top(q, n)].set(True)
     q_rest = _core.normalize(jnp.where(in_top, 0, q))
-    return jnp.sum(jnp.where(in_top, p, jnp.minimum(p, q_rest)))
+    alpha = jnp.sum(jnp.where(in_top, p, jnp.minimum(p, q_rest)))
+    return jnp.where(jnp.all(jnp.isfinite(q)), alpha, jnp.nan)  # a NaN of q in T is not hidden
 
 
 GREEDY_OPTIMAL = make_verifier(_verify_core, _kernel_core, lambda n: 2, distinct=True, acceptance=greedy_acceptance,

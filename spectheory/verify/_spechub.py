@@ -155,7 +155,8 @@ def spechub_acceptance(p, q, n: int = 2) -> jax.Array:
 def _acceptance_core(p, q):
     hub = _core.one_hot(jnp.argmax(q), p.shape[-1], bool)
     q_rest = _core.normalize(jnp.where(hub, 0, q))
-    return jnp.minimum(1, jnp.sum(jnp.where(hub, p, jnp.minimum(p, q_rest))))
+    alpha = jnp.minimum(1, jnp.sum(jnp.where(hub, p, jnp.minimum(p, q_rest))))
+    return jnp.where(jnp.all(jnp.isfinite(q)), alpha, jnp.nan)  # a NaN of q at the hub is not hidden
 
 
 SPECHUB = make_verifier(_verify_core, _kernel_core, lambda n: 2, n=2, distinct=True, check=_check_hub,
