@@ -33,7 +33,7 @@ import jax.numpy as jnp
 from spectheory import _core
 from spectheory import _validation as _v
 from spectheory._registry import ChainVerifier
-from spectheory.verify._warp import check_warp, warp_logits
+from spectheory.verify._warp import check_warp, shift_scale, warp_logits
 
 
 class ChainResult(NamedTuple):
@@ -216,36 +216,25 @@ def chain_from_logits_with_uniforms(uniforms, target_logits, draft_logits, draft
     ok_d = _core.in_vocab(drafts, V)
     x = jnp.clip(drafts, 0, V - 1)
     idx = jnp.arange(g)
-    log_px = jnp.where(ok_d, _shift_scale(tl[idx, x], m_t[:g], t) - lse_t[:g], -jnp.inf)
-    log_qx = jnp.where(ok_d, _shift_scale(dl[idx, x], m_d, t) - lse_d, -jnp.inf)
+    log_px = jnp.where(ok_d, shift_scale(tl[idx, x], m_t[:g], t) - lse_t[:g], -jnp.inf)
+    log_qx = jnp.where(ok_d, shift_scale(dl[idx, x], m_d, t) - lse_d, -jnp.inf)
     ok = jnp.log(u[:g]) + log_qx < log_px
     k = jnp.sum(jnp.cumprod(ok.astype(jnp.int32)))
-    p_k = jnp.exp(_shift_scale(tl[k], m_t[k], t) - lse_t[k])
+    p_k = jnp.exp(shift_scale(tl[k], m_t[k], t) - lse_t[k])
     if g > 0:
         j = jnp.minimum(k, g - 1)
-        q_k = jnp.where(k < g, jnp.exp(_shift_scale(dl[j], m_d[j], t) - lse_d[j]), 0)
+        q_k = jnp.where(k < g, jnp.exp(shift_scale(dl[j], m_d[j], t) - lse_d[j]), 0)
     else:
         q_k = jnp.zeros((V,), dtype)
     y = _core.sample_index(u[g], _core.residual_weights(p_k, q_k))
     return _emit(k, y, drafts, g)
 
 
-def _shift_scale(x, m, t: float):
-    r""":math:`(x - m) / T` for logits ``x`` and their row maximum ``m`` (broadcast), ``T`` a
-    static float > 0: the maximum maps to exactly 0 and the others to differences formed at
-    the logits' scale before the division, so a tiny ``T`` neither cancels two huge numbers nor
-    divides by a ``T`` that rounds to 0 (``0 / 0``); the same numbers eagerly and under jit."""
-    d = x - m
-    if t == 1.0:
-        return d
-    return jnp.where(d == 0, 0, d / jnp.asarray(t, d.dtype)).astype(d.dtype)
-
-
 def _log_norm(x, m, t: float):
     """``logsumexp((x - m) / T)`` along the last axis, with ``m`` the row maxima of ``x``: the
     shifted maximum is 0, so the sum lies in ``[1, V]`` and needs no second shift (NaN for a
     row that is all ``-inf``)."""
-    return jnp.log(jnp.sum(jnp.exp(_shift_scale(x, m[..., None], t)), axis=-1))
+    return jnp.log(jnp.sum(jnp.exp(shift_scale(x, m[..., None], t)), axis=-1))
 
 
 def chain_from_logits(key, target_logits, draft_logits, drafts, temperature=1.0, top_k=None,

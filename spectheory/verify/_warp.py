@@ -26,6 +26,18 @@ def check_warp(temperature=1.0, top_k: Optional[int] = None, top_p: Optional[flo
     return t, (None if top_k is None else int(top_k)), top_p
 
 
+def shift_scale(x, m, t: float) -> jax.Array:
+    r""":math:`(x - m) / T` for logits ``x`` and their row maximum ``m`` (broadcast), ``T`` a
+    static float > 0: the maximum maps to exactly 0 and the others to differences formed at
+    the logits' scale before the division, so a tiny ``T`` neither forms huge logits (whose
+    softmax is NaN under jit) nor cancels two of them, nor divides 0 by a ``T`` that rounds
+    to 0; the same numbers eagerly and under jit."""
+    d = x - m
+    if t == 1.0:
+        return d
+    return jnp.where(d == 0, 0, d / jnp.asarray(t, d.dtype)).astype(d.dtype)
+
+
 def warp_logits(logits, temperature: float = 1.0, top_k: Optional[int] = None,
                 top_p: Optional[float] = None) -> jax.Array:
     r"""The sampling law's logits after temperature, top-k and top-p, in that order.
@@ -71,10 +83,7 @@ def warp_logits(logits, temperature: float = 1.0, top_k: Optional[int] = None,
         greedy = jnp.where(jax.nn.one_hot(jnp.argmax(x, axis=-1), V, dtype=bool), 0.0, -jnp.inf)
         return jnp.where(jnp.any(jnp.isnan(x), axis=-1, keepdims=True), jnp.nan, greedy).astype(x.dtype)
     if t != 1.0:
-        # shift by the row maximum before dividing: the maximum becomes exactly 0 and no huge
-        # logit is formed at a tiny T (whose softmax is then NaN under jit); the law is the same
-        d = x - jnp.max(x, axis=-1, keepdims=True)
-        x = jnp.where(d == 0, 0, d / jnp.asarray(t, x.dtype)).astype(x.dtype)
+        x = shift_scale(x, jnp.max(x, axis=-1, keepdims=True), t)  # the same law as x / T
     if top_k is not None and top_k < V:
         kth = jax.lax.top_k(x, top_k)[0][..., -1:]
         x = jnp.where(x < kth, -jnp.inf, x)  # (a NaN is kept: NaN in, NaN out)
