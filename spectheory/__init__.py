@@ -7,6 +7,9 @@ Public entry points:
 
 * :func:`rule`, :func:`rules`, :func:`register` and the contract types :class:`Rule`,
   :class:`DraftScheme`, :class:`Verifier`, :class:`VerifyResult`;
+* :func:`checked` and :func:`checkify`: the front door's value checks inside ``jax.jit`` and
+  ``jax.vmap`` (built on ``jax.experimental.checkify``), which plain jitted or vmapped calls
+  skip;
 * :mod:`spectheory.verify` (verifiers, chain verification), :mod:`spectheory.drafts`
   (draft schemes), :mod:`spectheory.audit` (exact and statistical audits),
   :mod:`spectheory.bounds` (optimal acceptance), :mod:`spectheory.models` (toy and real
@@ -16,6 +19,7 @@ Public entry points:
   (sharded execution).
 """
 
+from spectheory._checks import checked, checkify
 from spectheory._registry import (ChainVerifier, DraftScheme, Rule, Verifier, VerifyResult, make_verifier, register,
                                   rule, rules)
 from spectheory import drafts, verify, audit, models, testing, bounds, parallel, sampling, trees, decode  # noqa: E402
@@ -34,6 +38,8 @@ __all__ = [
     "register",
     "rule",
     "rules",
+    "checked",
+    "checkify",
     "generate",
     "drafts",
     "verify",

@@ -1,13 +1,60 @@
 """Shared, branch-free numerical pieces used by every verifier (private).
 
 Everything here is pure JAX, traceable under ``jit``/``vmap``, and never produces NaN on the
-legal edge cases (``p == q``, one-hot laws, zeros in ``q``).
+legal edge cases (``p == q``, one-hot laws, zeros in ``q``). The pieces also keep the package's
+jit contract on invalid input, where no value check can raise: a draft id outside ``[0, V)``
+reads as a token of zero mass (:func:`take`, :func:`scatter_ids`), and the sampler returns the
+flag :data:`INVALID` instead of a token when its weights have no positive finite total
+(:func:`sample_weighted`).
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+
+
+#: Token id returned under ``jit`` when the law to sample from is invalid (no positive finite
+#: total weight: NaN, inf, all zero) or the uniform is not in [0, 1); also the padding of
+#: :class:`~spectheory.verify.ChainResult`. Never a token of the vocabulary.
+INVALID = -1
+
+
+def in_vocab(d: jax.Array, V: int) -> jax.Array:
+    """Whether the token ids ``d`` lie in ``[0, V)`` (elementwise)."""
+    return (d >= 0) & (d < V)
+
+
+def take(x: jax.Array, d: jax.Array) -> jax.Array:
+    """``x[..., d]`` along the last axis, 0 where ``d`` is outside ``[0, V)``.
+
+    JAX clamps (``d >= V``) or wraps (``d < 0``) out-of-range gathers; reading an out-of-range
+    draft as a token of zero mass instead makes every verifier reject it.
+    """
+    V = x.shape[-1]
+    ok = in_vocab(d, V)
+    return jnp.where(ok, jnp.take(x, jnp.clip(d, 0, V - 1), axis=-1), 0).astype(x.dtype)
+
+
+def take_rows(x: jax.Array, d: jax.Array) -> jax.Array:
+    """``x[i, d[i]]`` for ``x: float[g, V]`` and ``d: int[g]``, 0 where ``d[i]`` is outside
+    ``[0, V)`` (see :func:`take`)."""
+    V = x.shape[-1]
+    ok = in_vocab(d, V)
+    return jnp.where(ok, x[jnp.arange(x.shape[0]), jnp.clip(d, 0, V - 1)], 0).astype(x.dtype)
+
+
+def scatter_ids(d: jax.Array, V: int) -> jax.Array:
+    """``d`` with ids outside ``[0, V)`` replaced by ``V``: an ``.at[...]`` update with
+    ``mode="drop"`` then skips them (a negative id would otherwise wrap around)."""
+    return jnp.where(in_vocab(d, V), d, V)
+
+
+def accept_or_draw(ok: jax.Array, x: jax.Array, y: jax.Array) -> jax.Array:
+    """The emitted token: the draft ``x`` where its coin ``ok`` passed, else the residual draw
+    ``y``; :data:`INVALID` whenever ``y`` is, also when ``x`` passed (the residual law reads
+    all of ``p`` and ``q``, so its flag is the verifier's flag for invalid laws)."""
+    return jnp.where(y < 0, INVALID, jnp.where(ok, x, y)).astype(jnp.int32)
 
 
 def accept_prob(p_x: jax.Array, q_x: jax.Array) -> jax.Array:
@@ -44,10 +91,11 @@ def residual_weights(p: jax.Array, q: jax.Array) -> jax.Array:
     r"""Unnormalised residual :math:`(p - q)_+`, or ``p`` itself when that has zero mass.
 
     The fallback only matters when rejection has probability zero (``p <= q`` everywhere, i.e.
-    ``p == q`` on the simplex); it keeps the sampler and the kernel free of ``0/0``.
+    ``p == q`` on the simplex); it keeps the sampler and the kernel free of ``0/0``. A NaN in
+    ``p`` or ``q`` is kept (no fallback), so it reaches the sampler's flag.
     """
     w = jnp.maximum(p - q, 0)
-    return jnp.where(jnp.sum(w, axis=-1, keepdims=True) > 0, w, p)
+    return jnp.where(jnp.sum(w, axis=-1, keepdims=True) == 0, p, w)
 
 
 def normalize(w: jax.Array) -> jax.Array:
@@ -75,14 +123,19 @@ def sample_index(u: jax.Array, w: jax.Array) -> jax.Array:
     sums, and only that block's cumulative sum is formed. This reads ``w`` once (a full
     ``cumsum`` over a large vocabulary is several times slower on CPU). An index of zero weight
     is never returned while some weight is positive, also when rounding pushes the target past
-    the total.
+    the total. When the total weight is not positive and finite (all zero, NaN, inf: never on
+    legal input), or ``u`` is not in [0, 1), the result is :data:`INVALID` (-1).
 
     Args:
       u: a uniform in [0, 1), shape ``()``.
       w: non-negative weights, float[V] (not necessarily normalised).
 
     Returns:
-      int32 index.
+      int32 index in ``[0, V)``, or -1.
+
+    >>> import jax.numpy as jnp
+    >>> int(sample_index(jnp.array(0.5), jnp.array([0.0, 1.0, 1.0]))), int(sample_index(jnp.array(0.5), jnp.zeros(3)))
+    (2, -1)
     """
     return sample_weighted(u, lambda w: w, (w,))
 
@@ -102,10 +155,12 @@ def sample_weighted(u, weight_fn, xs, points=None) -> jax.Array:
       u: a uniform in [0, 1), shape ``()``.
       weight_fn: elementwise function of the arrays in ``xs``.
       xs: tuple of float[V] arrays.
-      points: optional ``(int[k], float[k])`` extra point masses at distinct indices.
+      points: optional ``(int[k], float[k])`` extra point masses at distinct indices (an
+        index outside ``[0, V)`` is ignored).
 
     Returns:
-      int32 index.
+      int32 index in ``[0, V)``, or :data:`INVALID` (-1) when the total weight is not positive
+      and finite or ``u`` is not in [0, 1) (see :func:`sample_index`).
     """
     V = xs[0].shape[-1]
     block = min(SAMPLE_BLOCK, V)
@@ -114,6 +169,8 @@ def sample_weighted(u, weight_fn, xs, points=None) -> jax.Array:
     bs = jnp.sum(weight_fn(*xb), axis=1)
     if points is not None:
         idx, pw = points
+        pw = jnp.where(in_vocab(idx, V), pw, 0)  # an index outside [0, V) carries no mass
+        idx = jnp.clip(idx, 0, V - 1)
         bs = bs.at[idx // block].add(pw.astype(bs.dtype))
     cb = jnp.cumsum(bs)
     t = u * cb[-1]
@@ -124,7 +181,8 @@ def sample_weighted(u, weight_fn, xs, points=None) -> jax.Array:
         row = row + jnp.sum(pw.astype(row.dtype)[:, None] * hit, axis=0)
     t_local = jnp.maximum(t - jnp.where(j > 0, cb[jnp.maximum(j - 1, 0)], 0), 0)
     i = jnp.minimum(jnp.sum(jnp.cumsum(row) <= t_local), _last_positive(row))
-    return (j * block + i).astype(jnp.int32)
+    valid = (cb[-1] > 0) & jnp.isfinite(cb[-1]) & (u >= 0) & (u < 1)
+    return jnp.where(valid, j * block + i, INVALID).astype(jnp.int32)
 
 
 def one_hot(i: jax.Array, V: int, dtype) -> jax.Array:

@@ -1,9 +1,18 @@
 """The validating front door (private).
 
-Shape, rank and dtype faults are raised at trace time. Value faults (NaN/inf, negative
-entries, rows not summing to one, draft ids out of range) are checked only on concrete
-arrays, i.e. when a public function is called eagerly; under ``jax.jit`` the core stays
-branch-free and these checks are skipped.
+Shape, rank and dtype faults are raised at trace time, always. Value faults (NaN/inf,
+negative entries, rows not summing to one, draft ids out of range, uniforms outside
+[0, 1), repeated drafts) raise a ``ValueError`` naming the argument on concrete arrays, i.e.
+when a public function is called eagerly. On traced arrays there are no values to check:
+
+* under ``jax.jit``, and under ``jax.vmap`` **also when it runs eagerly** (its inputs are
+  batch tracers), the value checks are skipped and the core stays branch-free; the package
+  then keeps only its jit contract (no token id outside ``[0, V)`` but the flag -1, no
+  accepted out-of-range draft, NaN in gives NaN or -1 out; uniforms outside [0, 1) become
+  NaN, see :func:`check_uniforms`);
+* while a function wrapped by :func:`spectheory.checked` (or :func:`spectheory.checkify`) is
+  traced, the same checks run on the traced values as ``jax.experimental.checkify`` checks
+  with the same messages (:func:`spectheory._checks.require`), inside ``jit`` and ``vmap``.
 """
 
 from __future__ import annotations
@@ -11,6 +20,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from spectheory import _checks
 
 #: Largest allowed ``|sum(p) - 1|`` for float64 inputs.
 SUM_TOL_F64 = 1e-8
@@ -70,11 +81,18 @@ def as_probs(x, name: str, *, ndim: int | None = 1) -> jax.Array:
             raise ValueError(
                 f"{name}: does not sum to 1 along the last axis (|sum - 1| = {worst:.3g} > {tol:g})"
             )
+    elif _checks.active():
+        tol = sum_tol(arr.dtype)
+        _checks.require(jnp.isfinite(arr), f"{name}: contains NaN or inf")
+        _checks.require(arr >= 0, f"{name}: contains negative entries")
+        _checks.require(jnp.abs(jnp.sum(arr, axis=-1) - 1) <= tol,
+                        f"{name}: does not sum to 1 along the last axis (|sum - 1| > {tol:g})")
     return arr
 
 
 def as_logits(x, name: str, *, ndim: int | None = None) -> jax.Array:
-    """Check a logits array: floating, right rank, no NaN (``-inf`` allowed, ``+inf`` not)."""
+    """Check a logits array: floating, right rank, no NaN (``-inf`` allowed, ``+inf`` not), no
+    row entirely ``-inf`` (values: concrete arrays, or traced under :func:`spectheory.checked`)."""
     arr = jnp.asarray(x) if is_concrete(x) else x
     if not jnp.issubdtype(arr.dtype, jnp.floating):
         raise ValueError(f"{name}: expected a floating array, got dtype {arr.dtype}")
@@ -86,6 +104,10 @@ def as_logits(x, name: str, *, ndim: int | None = None) -> jax.Array:
             raise ValueError(f"{name}: contains NaN or +inf")
         if np.any(np.all(a == -np.inf, axis=-1)):
             raise ValueError(f"{name}: a row is entirely -inf (no token has positive probability)")
+    elif _checks.active():
+        _checks.require(~jnp.isnan(arr) & (arr != jnp.inf), f"{name}: contains NaN or +inf")
+        _checks.require(jnp.any(arr != -jnp.inf, axis=-1),
+                        f"{name}: a row is entirely -inf (no token has positive probability)")
     return arr
 
 
@@ -102,6 +124,8 @@ def as_tokens(x, name: str, V: int, *, ndim: int | None = 1, length: int | None 
         a = np.asarray(arr)
         if a.min() < 0 or a.max() >= V:
             raise ValueError(f"{name}: token id out of range [0, {V}) (got {a.min()}..{a.max()})")
+    elif not is_concrete(arr) and arr.size and _checks.active():
+        _checks.require((arr >= 0) & (arr < V), f"{name}: token id out of range [0, {V})")
     return arr
 
 
@@ -147,7 +171,12 @@ def check_position(p, q, drafts, *, n: int | None = None):
 
 
 def check_uniforms(u, count: int, name: str = "uniforms") -> jax.Array:
-    """Check explicit noise: a floating array of shape ``(count,)`` with values in ``[0, 1)``."""
+    """Check explicit noise: a floating array of shape ``(count,)`` with values in ``[0, 1)``.
+
+    Concrete values outside [0, 1) (or NaN) raise. Traced ones cannot: if any is outside
+    [0, 1), every uniform is returned as NaN, so no coin passes and the sampler returns the
+    flag -1 (:func:`spectheory._core.sample_weighted`): invalid noise never decides a token.
+    """
     arr = jnp.asarray(u) if is_concrete(u) else u
     if not jnp.issubdtype(arr.dtype, jnp.floating):
         raise ValueError(f"{name}: expected floating uniforms, got dtype {arr.dtype}")
@@ -157,7 +186,11 @@ def check_uniforms(u, count: int, name: str = "uniforms") -> jax.Array:
         a = np.asarray(arr)
         if np.any(~(a >= 0)) or np.any(a >= 1):
             raise ValueError(f"{name}: values must lie in [0, 1)")
-    return arr
+        return arr
+    ok = (arr >= 0) & (arr < 1)
+    if _checks.active():
+        _checks.require(ok, f"{name}: values must lie in [0, 1)")
+    return jnp.where(jnp.all(ok), arr, jnp.nan).astype(arr.dtype)
 
 
 def support_size(q) -> int | None:
@@ -179,11 +212,19 @@ def check_distinct_drafts(q, drafts, name: str = "drafts") -> None:
     n = int(drafts.shape[-1])
     if support is not None:
         check_n(n, name=f"{name} (n)", V=int(q.shape[-1]), replacement=False, support=support)
+    elif _checks.active():
+        _checks.require(jnp.sum(q > 0, axis=-1) >= n,
+                        f"{name} (n)={n} is too large for drafts without replacement: q has fewer than {n} "
+                        "tokens of positive mass")
     if is_concrete(drafts):
         d = np.asarray(drafts).reshape(-1, n)
         srt = np.sort(d, axis=-1)
         if n > 1 and np.any(srt[:, 1:] == srt[:, :-1]):
             raise ValueError(f"{name}: draft ids must be distinct for drafts without replacement, got {d.tolist()}")
+    elif n > 1 and _checks.active():
+        srt = jnp.sort(drafts, axis=-1)
+        _checks.require(srt[..., 1:] != srt[..., :-1],
+                        f"{name}: draft ids must be distinct for drafts without replacement")
 
 
 def check_branching(branching, name: str = "branching") -> tuple[int, ...]:

@@ -34,3 +34,31 @@ def test_sample_index_extremes():
     assert int(_core.sample_index(jnp.float32(1 - 2**-24), w.astype(jnp.float32))) == 3
     w = jnp.zeros(600).at[599].set(1e-30)
     assert int(_core.sample_index(jnp.array(0.999), w)) == 599
+
+
+def test_sample_index_flags_weights_without_positive_finite_total():
+    """No positive weight, a NaN or an inf weight, or a uniform outside [0, 1): the flag -1,
+    eagerly and under jit (one compilation for all rows)."""
+    W = jnp.array([[0.0, 0.0, 0.0], [0.2, jnp.nan, 0.8], [0.2, jnp.inf, 0.8], [0.5, 0.5, 0.0],
+                   [0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 1e-30, 0.0]])
+    U = jnp.array([0.5, 0.5, 0.5, jnp.nan, 1.0, -0.1, 0.999])
+    want = [-1, -1, -1, -1, -1, -1, 1]
+    assert np.asarray(jax.jit(jax.vmap(_core.sample_index))(U, W)).tolist() == want
+    assert [int(_core.sample_index(u, w)) for u, w in zip(U, W)] == want
+
+
+def test_take_reads_out_of_range_ids_as_zero_mass():
+    x = jnp.array([0.1, 0.2, 0.7])
+    d = jnp.array([0, 2, -1, 3, -4, 100])
+    np.testing.assert_array_equal(jax.jit(_core.take)(x, d), [0.1, 0.7, 0.0, 0.0, 0.0, 0.0])
+    rows = jnp.array([[0.1, 0.9], [0.4, 0.6], [0.3, 0.7]])
+    np.testing.assert_array_equal(_core.take_rows(rows, jnp.array([1, -1, 2])), [0.9, 0.0, 0.0])
+    ids = _core.scatter_ids(jnp.array([-1, 1, 5]), 3)
+    np.testing.assert_array_equal(jnp.zeros(3).at[ids].add(1.0, mode="drop"), [0.0, 1.0, 0.0])
+
+
+def test_residual_weights_keep_nan():
+    """The fallback to p is for a residual of zero mass only; a NaN residual stays NaN."""
+    w = _core.residual_weights(jnp.array([0.5, 0.5]), jnp.array([jnp.nan, 0.5]))
+    assert np.isnan(np.asarray(w)).any()
+    np.testing.assert_array_equal(_core.residual_weights(jnp.array([0.5, 0.5]), jnp.array([0.5, 0.5])), [0.5, 0.5])

@@ -90,3 +90,27 @@ def test_registry_rejects_duplicates():
         spectheory.register(r)
     with pytest.raises(TypeError):
         spectheory.register(("single", None, None))
+
+
+def test_traced_uniforms_outside_the_unit_interval_become_nan():
+    """Under jit check_uniforms cannot raise: one bad uniform turns them all into NaN, so no
+    coin passes and the sampler flags -1 (valid ones pass unchanged)."""
+    from spectheory import _validation as _v
+
+    f = jax.jit(lambda u: _v.check_uniforms(u, 3))
+    np.testing.assert_array_equal(f(jnp.array([0.1, 0.0, 0.9])), [0.1, 0.0, 0.9])
+    for bad in (1.0, -0.5, np.nan):
+        assert np.all(np.isnan(np.asarray(f(jnp.array([0.1, bad, 0.9])))))
+    r = jax.jit(SINGLE.verify_with_uniforms)(jnp.array([0.0, 1.5]), P, Q, D)
+    assert (int(r.token), int(r.index)) == (-1, -1)
+
+
+def test_eager_vmap_skips_value_checks_checked_runs_them():
+    """Documented: an eager jax.vmap sees tracers and runs no value check; spectheory.checked
+    does."""
+    p = np.stack([P, np.array([0.5, np.nan, 0.5])])
+    keys = jax.random.split(jax.random.key(0), 2)
+    out = jax.vmap(SINGLE.verify, in_axes=(0, 0, None, None))(keys, p, Q, D)
+    assert np.asarray(out.token).tolist()[1] == -1
+    with pytest.raises(ValueError, match="p: contains NaN or inf"):
+        spectheory.checked(jax.vmap(SINGLE.verify, in_axes=(0, 0, None, None)))(keys, p, Q, D)

@@ -13,6 +13,16 @@ Chain verifiers take per-position laws for a chain of ``gamma`` drafted tokens a
 :func:`chain_with_uniforms`, :func:`chain_kernel`; from logits :func:`chain_from_logits`) and
 :data:`BLOCK` (block verification: :func:`block`, :func:`block_with_uniforms`,
 :func:`block_kernel`). All but the LP optimum are pure JAX, jit- and vmap-clean.
+
+Called eagerly, every function checks its input and raises a ``ValueError`` naming the
+argument. Under ``jax.jit`` or ``jax.vmap`` (eager or not) the value checks are skipped, and
+the verifiers keep the jit contract instead: no token id outside ``[0, V)`` except -1; a draft
+id outside ``[0, V)`` reads as a token of zero mass, so it is never accepted; when the law a
+verifier samples from has no positive finite mass (NaN in ``p`` or ``q``, an all-zero ``p``)
+or a uniform is outside [0, 1), the emitted token is the flag -1 (``index`` -1; for a chain
+every token is -1 and ``num_accepted`` 0), and kernels and acceptances of NaN laws are NaN;
+legal input gives the eager result, at every temperature ``T > 0``. For the checks themselves
+inside ``jit``/``vmap``, wrap the call in :func:`spectheory.checked`.
 """
 
 from spectheory.verify._single import SINGLE, single_acceptance

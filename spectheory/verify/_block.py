@@ -56,17 +56,17 @@ class BlockQuantities(NamedTuple):
 
 def _quantities(p, q, drafts, g) -> BlockQuantities:
     """Branch-free :math:`p_i`, :math:`h_i` and residual rows (inputs already checked)."""
-    idx = jnp.arange(g)
-    pb = p[idx, drafts]  # M_b(X_i | X^{i-1})
-    ps = q[idx, drafts]  # M_s(X_i | X^{i-1})
+    pb = _core.take_rows(p[:g], drafts)  # M_b(X_i | X^{i-1}); 0 for an id outside [0, V)
+    ps = _core.take_rows(q, drafts)  # M_s(X_i | X^{i-1})
 
     # p_i = min(1, p_{i-1} b_i / s_i), unrolled over the static gamma (cheap eagerly and
     # under jit). Where s_i = 0 the limit is 1 if p_{i-1} b_i > 0, else 0.
-    safe_s = jnp.where(ps > 0, ps, 1)
+    # (A NaN ratio stays NaN, so it reaches h and the flag.)
+    safe_s = jnp.where(ps == 0, 1, ps)
     pw = [jnp.ones((), p.dtype)]
     for i in range(g):
         num = pw[-1] * pb[i]
-        pw.append(jnp.where(ps[i] > 0, jnp.minimum(1, num / safe_s[i]), (num > 0).astype(p.dtype)))
+        pw.append(jnp.where(ps[i] == 0, (num > 0).astype(p.dtype), jnp.minimum(1, num / safe_s[i])))
     pw = jnp.stack(pw)  # p_0..p_gamma
     # residual weights (p_i M_b(.|X^i) - M_s(.|X^i))_+ for i = 0..gamma-1
     w = jnp.maximum(pw[:g, None] * p[:g] - q, 0)
@@ -75,7 +75,7 @@ def _quantities(p, q, drafts, g) -> BlockQuantities:
     h_mid = jnp.where(den > 0, A / jnp.where(den > 0, den, 1), 1)
     # h_i for i = 1..gamma: A_i / (A_i + 1 - p_i) for i < gamma, h_gamma = p_gamma
     h = jnp.concatenate([h_mid[1:], pw[g:]]) if g > 0 else jnp.zeros((0,), p.dtype)
-    w = jnp.where(A[:, None] > 0, w, p[:g])
+    w = jnp.where(A[:, None] == 0, p[:g], w)  # a NaN stays (the sampler flags it)
     residual = jnp.concatenate([w, p[g:]], axis=0)
     return BlockQuantities(pw, h, residual)
 
@@ -169,7 +169,8 @@ def block_with_uniforms(uniforms, p, q, drafts) -> ChainResult:
     hit = u[:g] < bq.h
     tau = jnp.max(jnp.where(hit, jnp.arange(1, g + 1), 0), initial=0).astype(jnp.int32)
     y = _core.sample_index(u[g], bq.residual[tau])
-    return ChainResult(_emit(tau, y, drafts, g), tau)
+    y = jnp.where(jnp.any(jnp.isnan(bq.h)), _core.INVALID, y)  # tau read every h: a NaN flags
+    return _emit(tau, y, drafts, g)
 
 
 def block(key, p, q, drafts) -> ChainResult:

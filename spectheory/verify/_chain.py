@@ -33,7 +33,7 @@ import jax.numpy as jnp
 from spectheory import _core
 from spectheory import _validation as _v
 from spectheory._registry import ChainVerifier
-from spectheory.verify._warp import check_warp, warp_logits
+from spectheory.verify._warp import check_warp, shift_scale, warp_logits
 
 
 class ChainResult(NamedTuple):
@@ -41,9 +41,11 @@ class ChainResult(NamedTuple):
 
     Attributes:
       tokens: the emitted tokens, the accepted drafts followed by one corrected or bonus
-        token, padded with -1.  # shape=(gamma+1,), dtype=int32
+        token, padded with -1. Under ``jax.jit`` (no value checks) an invalid law makes every
+        token -1 (``tokens[0] == -1`` is the flag); a draft id outside ``[0, V)`` is never
+        accepted.  # shape=(gamma+1,), dtype=int32
       num_accepted: number of accepted draft tokens ``k`` in ``0..gamma``; the call emits
-        ``k + 1`` tokens.  # shape=(), dtype=int32
+        ``k + 1`` tokens (0 with the flag).  # shape=(), dtype=int32
     """
 
     tokens: jax.Array
@@ -62,11 +64,17 @@ def _check_chain(p, q, drafts):
     return p.astype(dtype), q.astype(dtype), drafts, g, V
 
 
-def _emit(k, y, drafts, g):
+def _emit(k, y, drafts, g) -> ChainResult:
+    """The accepted drafts ``drafts[:k]``, then ``y``, padded with -1; when ``y`` is the flag
+    -1 (its law has no positive finite mass: invalid input) every token is -1 and
+    ``num_accepted`` is 0."""
     pos = jnp.arange(g + 1)
     base = jnp.concatenate([drafts.astype(jnp.int32), jnp.full((1,), -1, jnp.int32)])
     tokens = jnp.where(pos < k, base, -1)
-    return jnp.where(pos == k, y, tokens).astype(jnp.int32)
+    tokens = jnp.where(pos == k, y, tokens)
+    bad = y < 0
+    return ChainResult(jnp.where(bad, _core.INVALID, tokens).astype(jnp.int32),
+                       jnp.where(bad, 0, k).astype(jnp.int32))
 
 
 def chain_with_uniforms(uniforms, p, q, drafts) -> ChainResult:
@@ -104,12 +112,11 @@ def chain_with_uniforms(uniforms, p, q, drafts) -> ChainResult:
     """
     p, q, drafts, g, V = _check_chain(p, q, drafts)
     u = _v.check_uniforms(uniforms, g + 1).astype(p.dtype)
-    idx = jnp.arange(g)
-    ok = _core.accepts(u[:g], p[idx, drafts], q[idx, drafts])
+    ok = _core.accepts(u[:g], _core.take_rows(p[:g], drafts), _core.take_rows(q, drafts))
     k = jnp.sum(jnp.cumprod(ok.astype(jnp.int32)))
     q_pad = jnp.concatenate([q, jnp.zeros((1, V), q.dtype)])
     y = _core.sample_index(u[g], _core.residual_weights(p[k], q_pad[k]))
-    return ChainResult(_emit(k, y, drafts, g), k.astype(jnp.int32))
+    return _emit(k, y, drafts, g)
 
 
 def chain(key, p, q, drafts) -> ChainResult:
@@ -158,8 +165,7 @@ def chain_kernel(p, q, drafts) -> jax.Array:
       Leviathan et al. 2023 (arXiv 2211.17192), Appendix A.
     """
     p, q, drafts, g, V = _check_chain(p, q, drafts)
-    idx = jnp.arange(g)
-    a = _core.accept_prob(p[idx, drafts], q[idx, drafts])
+    a = _core.accept_prob(_core.take_rows(p[:g], drafts), _core.take_rows(q, drafts))
     s = jnp.concatenate([jnp.ones((1,), p.dtype), jnp.cumprod(a)])
     r = _core.normalize(_core.residual_weights(p[:g], q))
     rows = (s[:g] * (1 - a))[:, None] * r
@@ -202,26 +208,33 @@ def chain_from_logits_with_uniforms(uniforms, target_logits, draft_logits, draft
         tl, dl, t = warp_logits(tl, t, top_k, top_p), warp_logits(dl, t, top_k, top_p), 1.0
     dtype = jnp.result_type(tl.dtype, dl.dtype, jnp.float32)
     u = _v.check_uniforms(uniforms, g + 1).astype(dtype)
-    inv_t = 1.0 / t
-
-    def scaled(x):  # x / T, applied to what is read, so no scaled copy of the logits is stored
-        return x.astype(dtype) * inv_t if t != 1.0 else x.astype(dtype)
-
-    lse_t = jax.nn.logsumexp(scaled(tl), axis=-1)
-    lse_d = jax.nn.logsumexp(scaled(dl), axis=-1)
+    tl, dl = tl.astype(dtype), dl.astype(dtype)
+    m_t = jnp.max(tl, axis=-1)
+    m_d = jnp.max(dl, axis=-1)
+    lse_t = _log_norm(tl, m_t, t)
+    lse_d = _log_norm(dl, m_d, t)
+    ok_d = _core.in_vocab(drafts, V)
+    x = jnp.clip(drafts, 0, V - 1)
     idx = jnp.arange(g)
-    log_px = scaled(tl[idx, drafts]) - lse_t[:g]
-    log_qx = scaled(dl[idx, drafts]) - lse_d
+    log_px = jnp.where(ok_d, shift_scale(tl[idx, x], m_t[:g], t) - lse_t[:g], -jnp.inf)
+    log_qx = jnp.where(ok_d, shift_scale(dl[idx, x], m_d, t) - lse_d, -jnp.inf)
     ok = jnp.log(u[:g]) + log_qx < log_px
     k = jnp.sum(jnp.cumprod(ok.astype(jnp.int32)))
-    p_k = jnp.exp(scaled(tl[k]) - lse_t[k])
+    p_k = jnp.exp(shift_scale(tl[k], m_t[k], t) - lse_t[k])
     if g > 0:
         j = jnp.minimum(k, g - 1)
-        q_k = jnp.where(k < g, jnp.exp(scaled(dl[j]) - lse_d[j]), 0)
+        q_k = jnp.where(k < g, jnp.exp(shift_scale(dl[j], m_d[j], t) - lse_d[j]), 0)
     else:
         q_k = jnp.zeros((V,), dtype)
     y = _core.sample_index(u[g], _core.residual_weights(p_k, q_k))
-    return ChainResult(_emit(k, y, drafts, g), k.astype(jnp.int32))
+    return _emit(k, y, drafts, g)
+
+
+def _log_norm(x, m, t: float):
+    """``logsumexp((x - m) / T)`` along the last axis, with ``m`` the row maxima of ``x``: the
+    shifted maximum is 0, so the sum lies in ``[1, V]`` and needs no second shift (NaN for a
+    row that is all ``-inf``)."""
+    return jnp.log(jnp.sum(jnp.exp(shift_scale(x, m[..., None], t)), axis=-1))
 
 
 def chain_from_logits(key, target_logits, draft_logits, drafts, temperature=1.0, top_k=None,

@@ -51,9 +51,10 @@ def _set_parts(p, q, in_top, x):
     ``r = p`` on ``T``, ``(p - q')_+`` off ``T`` (``p`` when ``r`` has no mass).
     """
     q_rest = _core.normalize(jnp.where(in_top, 0, q))
+    q_rest = jnp.where(jnp.all(jnp.isfinite(q)), q_rest, jnp.nan)  # a NaN or inf in T is not hidden
     r = jnp.where(in_top, p, jnp.maximum(p - q_rest, 0))
-    r = jnp.where(jnp.sum(r) > 0, r, p)
-    return p[x], q_rest[x], r
+    r = jnp.where(jnp.sum(r) == 0, p, r)
+    return _core.take(p, x), _core.take(q_rest, x), r
 
 
 def set_verify_with_uniforms(u, p, q, top, x, drafts) -> VerifyResult:
@@ -64,15 +65,18 @@ def set_verify_with_uniforms(u, p, q, top, x, drafts) -> VerifyResult:
     zeroed on ``T``, ``q' = qz / sum(qz)`` and ``r = (p - q')_+`` (which is ``p`` on ``T``); the
     fallback ``r = p`` is ``q'`` scaled to zero. The residual is drawn in one fused pass.
     """
-    qz = q.at[top].set(0)
+    V = p.shape[-1]
+    qz = q.at[_core.scatter_ids(top, V)].set(0, mode="drop")
     s = jnp.sum(qz)
     m = jnp.where(s > 0, s, 1)
-    px, qx = p[x], qz[x] / m
+    # zeroing T must not hide a NaN or inf of q there: it still reaches the residual (flag -1)
+    m = jnp.where(jnp.isfinite(jnp.sum(_core.take(q, top))), m, jnp.nan)
+    px, qx = _core.take(p, x), _core.take(qz, x) / m
     ok = _core.accepts(u[0], px, qx)
-    has_mass = jnp.sum(_core.excess(p, qz / m)) > 0
-    m = jnp.where(has_mass, m, jnp.inf)  # qz / inf = 0: r = p
+    no_mass = jnp.sum(_core.excess(p, qz / m)) == 0
+    m = jnp.where(no_mass, jnp.inf, m)  # qz / inf = 0: r = p
     y = _core.sample_weighted(u[1], lambda p, qz: _core.excess(p, qz / m), (p, qz))
-    return _multi.matching(drafts, jnp.where(ok, x, y))
+    return _multi.matching(drafts, _core.accept_or_draw(ok, x, y))
 
 
 def set_kernel(p, q, in_top, x) -> jax.Array:
@@ -83,7 +87,7 @@ def set_kernel(p, q, in_top, x) -> jax.Array:
 
 
 def _top_mask(p, drafts):
-    return jnp.zeros(p.shape, bool).at[drafts[:-1]].set(True)
+    return jnp.zeros(p.shape, bool).at[_core.scatter_ids(drafts[:-1], p.shape[-1])].set(True, mode="drop")
 
 
 @jax.jit
@@ -178,7 +182,8 @@ def greedy_acceptance(p, q, n: int) -> jax.Array:
 def _acceptance_core(p, q, n):
     in_top = jnp.zeros(p.shape, bool).at[greedy_top(q, n)].set(True)
     q_rest = _core.normalize(jnp.where(in_top, 0, q))
-    return jnp.sum(jnp.where(in_top, p, jnp.minimum(p, q_rest)))
+    alpha = jnp.sum(jnp.where(in_top, p, jnp.minimum(p, q_rest)))
+    return jnp.where(jnp.all(jnp.isfinite(q)), alpha, jnp.nan)  # a NaN of q in T is not hidden
 
 
 GREEDY_OPTIMAL = make_verifier(_verify_core, _kernel_core, lambda n: 2, distinct=True, acceptance=greedy_acceptance,

@@ -10,22 +10,27 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from spectheory import _core
 from spectheory import _validation as _v
 from spectheory._registry import VerifyResult
 
 
 def first_accepted(ok: jax.Array, drafts: jax.Array, y: jax.Array) -> VerifyResult:
-    """The first draft whose coin ``ok[j]`` passed, else the residual token ``y`` (index -1)."""
+    """The first draft whose coin ``ok[j]`` passed, else the residual token ``y`` (index -1);
+    the flag ``(-1, -1)`` whenever ``y`` is -1 (see :func:`spectheory._core.accept_or_draw`).
+    The coins must fail for drafts outside ``[0, V)`` (read them with
+    :func:`spectheory._core.take`)."""
     any_ok = jnp.any(ok)
     first = jnp.argmax(ok).astype(jnp.int32)
-    token = jnp.where(any_ok, drafts[first], y).astype(jnp.int32)
-    index = jnp.where(any_ok, first, -1).astype(jnp.int32)
+    token = _core.accept_or_draw(any_ok, drafts[first], y)
+    index = jnp.where(any_ok & (token >= 0), first, -1).astype(jnp.int32)
     return VerifyResult(token, index)
 
 
 def matching(drafts: jax.Array, token: jax.Array) -> VerifyResult:
-    """``VerifyResult`` whose index is the first draft equal to ``token`` (-1 if none)."""
-    hit = drafts == token
+    """``VerifyResult`` whose index is the first draft equal to ``token`` (-1 if none, and for
+    the flag ``token = -1``)."""
+    hit = (drafts == token) & (token >= 0)
     index = jnp.where(jnp.any(hit), jnp.argmax(hit), -1).astype(jnp.int32)
     return VerifyResult(jnp.asarray(token).astype(jnp.int32), index)
 
@@ -41,7 +46,8 @@ def sequential_kernel(drafts: jax.Array, a: jax.Array, residual: jax.Array) -> j
       drafts: int[n]; a: float[n] pass probabilities; residual: float[V], a probability vector.
     """
     survive = jnp.concatenate([jnp.ones((1,), a.dtype), jnp.cumprod(1 - a)])
-    K = jnp.zeros_like(residual).at[drafts].add(survive[:-1] * a)
+    ids = _core.scatter_ids(drafts, residual.shape[-1])  # ids outside [0, V) add nothing
+    K = jnp.zeros_like(residual).at[ids].add(survive[:-1] * a, mode="drop")
     return K + survive[-1] * residual
 
 

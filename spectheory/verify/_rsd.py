@@ -65,8 +65,10 @@ def rsd_laws(p, q, drafts):
     def step(carry, x):
         pj, qj = carry
         p_next = _core.normalize(_core.residual_weights(pj, qj))
-        q_next = _core.normalize(qj.at[x].set(0))
-        return (p_next, q_next), (pj[x], qj[x])
+        q_next = _core.normalize(qj.at[_core.scatter_ids(x, V)].set(0, mode="drop"))
+        return (p_next, q_next), (_core.take(pj, x), _core.take(qj, x))
+
+    V = p.shape[-1]
 
     (p_last, _), (px, qx) = jax.lax.scan(step, (p, q), drafts)
     return px, qx, p_last
@@ -98,9 +100,10 @@ def _rsd_thresholds(p, q, drafts):
     """
     n = drafts.shape[0]
     dt = p.dtype
-    Px, Qx = p[drafts], q[drafts]
-    pz = p.at[drafts].set(0)
-    q_off = jnp.sum(q.at[drafts].set(0))
+    ids = _core.scatter_ids(drafts, p.shape[-1])  # a draft outside [0, V): a token of zero mass
+    Px, Qx = _core.take(p, drafts), _core.take(q, drafts)
+    pz = p.at[ids].set(0, mode="drop")
+    q_off = jnp.sum(q.at[ids].set(0, mode="drop"))
     pos = jnp.arange(n)
 
     def step(carry, j):
@@ -162,7 +165,7 @@ def _verify_core(u, p, q, drafts) -> VerifyResult:
     px, qx, t, frozen, pz = _rsd_thresholds(p, q, drafts)
     ok = _core.accepts(u[:n], px, qx)
     y = _core.sample_weighted(u[n], lambda p, q: _core.excess(p, t * q), (pz, q),
-                              points=(drafts, frozen))
+                              points=(_core.scatter_ids(drafts, p.shape[-1]), frozen))
     return _multi.first_accepted(ok, drafts, y)
 
 

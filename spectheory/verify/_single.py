@@ -70,10 +70,10 @@ def _verify_core(u, p, q, drafts) -> VerifyResult:
       (arXiv 2302.01318), Algorithm 2.
     """
     x = drafts[0]
-    ok = _core.accepts(u[0], p[x], q[x])
+    ok = _core.accepts(u[0], _core.take(p, x), _core.take(q, x))
     y = _core.sample_index(u[1], _core.residual_weights(p, q))
-    token = jnp.where(ok, x, y).astype(jnp.int32)
-    index = jnp.where(ok, 0, -1).astype(jnp.int32)
+    token = _core.accept_or_draw(ok, x, y)
+    index = jnp.where(ok & (token >= 0), 0, -1).astype(jnp.int32)
     return VerifyResult(token, index)
 
 
@@ -102,7 +102,7 @@ def _kernel_core(p, q, drafts) -> jax.Array:
       Leviathan et al. 2023 (arXiv 2211.17192), Appendix A.
     """
     x = drafts[0]
-    a = _core.accept_prob(p[x], q[x])
+    a = _core.accept_prob(_core.take(p, x), _core.take(q, x))
     r = _core.normalize(_core.residual_weights(p, q))
     return a * _core.one_hot(x, p.shape[-1], p.dtype) + (1 - a) * r
 

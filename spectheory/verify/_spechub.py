@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spectheory import _core
+from spectheory import _checks, _core
 from spectheory import _validation as _v
 from spectheory._registry import VerifyResult, make_verifier
 from spectheory.verify import _multi
@@ -42,11 +42,14 @@ from spectheory.verify._greedy import set_kernel, set_verify_with_uniforms
 
 
 def _check_hub(p, q, drafts) -> None:
-    """Front-door check (concrete inputs only): the pair contains the hub ``argmax q``."""
+    """Front-door check: the pair contains the hub ``argmax q`` (concrete inputs, or traced
+    ones under :func:`spectheory.checked`)."""
     if _v.is_concrete(drafts) and _v.is_concrete(q):
         hub = int(np.argmax(np.asarray(q)))
         if hub not in np.asarray(drafts).tolist():
             raise ValueError(f"drafts: hub drafts must contain the hub argmax(q) = {hub}, got {np.asarray(drafts).tolist()}")
+    elif _checks.active():
+        _checks.require(jnp.any(drafts == jnp.argmax(q)), "drafts: hub drafts must contain the hub argmax(q)")
 
 
 def _hub_parts(p, q, drafts):
@@ -152,7 +155,8 @@ def spechub_acceptance(p, q, n: int = 2) -> jax.Array:
 def _acceptance_core(p, q):
     hub = _core.one_hot(jnp.argmax(q), p.shape[-1], bool)
     q_rest = _core.normalize(jnp.where(hub, 0, q))
-    return jnp.minimum(1, jnp.sum(jnp.where(hub, p, jnp.minimum(p, q_rest))))
+    alpha = jnp.minimum(1, jnp.sum(jnp.where(hub, p, jnp.minimum(p, q_rest))))
+    return jnp.where(jnp.all(jnp.isfinite(q)), alpha, jnp.nan)  # a NaN of q at the hub is not hidden
 
 
 SPECHUB = make_verifier(_verify_core, _kernel_core, lambda n: 2, n=2, distinct=True, check=_check_hub,

@@ -141,7 +141,7 @@ def _verify_core(u, p, q, drafts) -> VerifyResult:
     """
     n = drafts.shape[0]
     t, Z = specinfer_thresholds(p, q, n)
-    px, qx = p[drafts], q[drafts]
+    px, qx = _core.take(p, drafts), _core.take(q, drafts)
     ok = _core.accepts(u[:n], _core.excess(px, t[:n] * qx) / Z[:n], qx)
     y = _core.sample_weighted(u[n], lambda p, q: _core.excess(p, t[n] * q), (p, q))
     return _multi.first_accepted(ok, drafts, y)
@@ -173,7 +173,7 @@ def _kernel_core(p, q, drafts) -> jax.Array:
     """
     n = drafts.shape[0]
     P = specinfer_targets(p, q, n)
-    a = _core.accept_prob(P[jnp.arange(n), drafts], q[drafts])
+    a = _core.accept_prob(_core.take_rows(P[:n], drafts), _core.take(q, drafts))
     return _multi.sequential_kernel(drafts, a, P[n])
 
 

@@ -165,7 +165,7 @@ def spectr_residual(p, q, rho) -> jax.Array:
 
 def _residual_weights(p, q, rho):
     w = jnp.maximum(p - rho * q, 0)
-    return jnp.where(jnp.sum(w) > 0, w, p)
+    return jnp.where(jnp.sum(w) == 0, p, w)
 
 
 @jax.jit
@@ -200,9 +200,9 @@ def _verify_core(u, p, q, drafts) -> VerifyResult:
     """
     n = drafts.shape[0]
     rho = _rho_core(p, q, n)
-    ok = _core.accepts(u[:n], p[drafts], rho * q[drafts])
+    ok = _core.accepts(u[:n], _core.take(p, drafts), rho * _core.take(q, drafts))
     # _residual_weights without forming it: rho -> 0 turns (p - rho q)_+ into p
-    rho_r = jnp.where(jnp.sum(_core.excess(p, rho * q)) > 0, rho, 0)
+    rho_r = jnp.where(jnp.sum(_core.excess(p, rho * q)) == 0, 0, rho)  # a NaN stays in the weights
     y = _core.sample_weighted(u[n], lambda p, q: _core.excess(p, rho_r * q), (p, q))
     return _multi.first_accepted(ok, drafts, y)
 
@@ -230,7 +230,7 @@ def _kernel_core(p, q, drafts) -> jax.Array:
       Sun et al., SpecTr (arXiv 2310.15141), K-SEQ.
     """
     rho = _rho_core(p, q, drafts.shape[0])
-    a = _core.accept_prob(p[drafts], rho * q[drafts])
+    a = _core.accept_prob(_core.take(p, drafts), rho * _core.take(q, drafts))
     return _multi.sequential_kernel(drafts, a, spectr_residual(p, q, rho))
 
 

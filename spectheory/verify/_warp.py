@@ -26,12 +26,26 @@ def check_warp(temperature=1.0, top_k: Optional[int] = None, top_p: Optional[flo
     return t, (None if top_k is None else int(top_k)), top_p
 
 
+def shift_scale(x, m, t: float) -> jax.Array:
+    r""":math:`(x - m) / T` for logits ``x`` and their row maximum ``m`` (broadcast), ``T`` a
+    static float > 0: the maximum maps to exactly 0 and the others to differences formed at
+    the logits' scale before the division, so a tiny ``T`` neither forms huge logits (whose
+    softmax is NaN under jit) nor cancels two of them, nor divides 0 by a ``T`` that rounds
+    to 0; the same numbers eagerly and under jit."""
+    d = x - m
+    if t == 1.0:
+        return d
+    return jnp.where(d == 0, 0, d / jnp.asarray(t, d.dtype)).astype(d.dtype)
+
+
 def warp_logits(logits, temperature: float = 1.0, top_k: Optional[int] = None,
                 top_p: Optional[float] = None) -> jax.Array:
     r"""The sampling law's logits after temperature, top-k and top-p, in that order.
 
     Tokens removed by top-k or top-p get logit ``-inf``; the law is
-    ``softmax(warp_logits(...))``. ``temperature = 0`` means greedy: only the first argmax keeps
+    ``softmax(warp_logits(...))``. For ``temperature`` not 1 the logits are returned shifted by
+    their row maximum, :math:`(x - \max x) / T` (the same law as :math:`x / T`, and finite at
+    every :math:`T > 0`, so a tiny :math:`T` gives the same law eagerly and under ``jax.jit``). ``temperature = 0`` means greedy: only the first argmax keeps
     a finite logit (0). Speculative decoding is lossless for the warped target law only if the
     drafts are drawn from the draft's law warped *the same way* and verified against those same
     two warped laws; a verifier fed unwarped draft probabilities while the drafts came from a
@@ -40,6 +54,9 @@ def warp_logits(logits, temperature: float = 1.0, top_k: Optional[int] = None,
     * top-k keeps the ``k`` largest logits (ties at the k-th value are all kept);
     * top-p keeps the smallest prefix of tokens sorted by probability whose mass reaches
       ``top_p`` (the most likely token is always kept).
+
+    A NaN logit is never warped away: the row's law stays NaN (under ``jax.jit``, where the
+    front door cannot raise, invalid logits must not become a plausible law).
 
     Args:
       logits: float[..., V].
@@ -63,18 +80,19 @@ def warp_logits(logits, temperature: float = 1.0, top_k: Optional[int] = None,
     x = x.astype(jnp.result_type(x.dtype, jnp.float32))
     V = x.shape[-1]
     if t == 0.0:
-        return jnp.where(jax.nn.one_hot(jnp.argmax(x, axis=-1), V, dtype=bool), 0.0, -jnp.inf).astype(x.dtype)
+        greedy = jnp.where(jax.nn.one_hot(jnp.argmax(x, axis=-1), V, dtype=bool), 0.0, -jnp.inf)
+        return jnp.where(jnp.any(jnp.isnan(x), axis=-1, keepdims=True), jnp.nan, greedy).astype(x.dtype)
     if t != 1.0:
-        x = x / t
+        x = shift_scale(x, jnp.max(x, axis=-1, keepdims=True), t)  # the same law as x / T
     if top_k is not None and top_k < V:
         kth = jax.lax.top_k(x, top_k)[0][..., -1:]
-        x = jnp.where(x >= kth, x, -jnp.inf)
+        x = jnp.where(x < kth, -jnp.inf, x)  # (a NaN is kept: NaN in, NaN out)
     if top_p is not None and top_p < 1.0:
         order = jnp.argsort(-x, axis=-1)
         sorted_x = jnp.take_along_axis(x, order, axis=-1)
         probs = jax.nn.softmax(sorted_x, axis=-1)
         mass_before = jnp.cumsum(probs, axis=-1) - probs
-        keep_sorted = mass_before < top_p
+        keep_sorted = ~(mass_before >= top_p)
         keep = jnp.put_along_axis(jnp.zeros_like(keep_sorted), order, keep_sorted, axis=-1, inplace=False)
         x = jnp.where(keep, x, -jnp.inf)
     return x

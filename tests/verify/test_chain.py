@@ -152,8 +152,10 @@ def test_point_mass_target_and_equal_laws():
 
 
 def _reference_warp(l, T, k, p):
-    """Temperature, top-k, top-p by sorting in NumPy (independent of the JAX code)."""
-    x = np.asarray(l, np.float64) / T
+    """Temperature, top-k, top-p by sorting in NumPy (independent of the JAX code); the
+    documented logits at T != 1 are shifted by the row maximum, (l - max l) / T."""
+    x = np.asarray(l, np.float64)
+    x = (x - np.max(x)) / T if T != 1.0 else x
     if k is not None:
         kth = np.sort(x)[::-1][k - 1]
         x = np.where(x >= kth, x, -np.inf)
