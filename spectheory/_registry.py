@@ -21,6 +21,7 @@ import inspect
 from typing import Callable, NamedTuple, Optional, Union
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from spectheory import _core
@@ -43,9 +44,11 @@ class VerifyResult(NamedTuple):
     """Outcome of verifying one position.
 
     Attributes:
-      token: the emitted token id.  # shape=(), dtype=int32
+      token: the emitted token id in ``[0, V)``, or the flag ``-1`` under ``jax.jit`` when the
+        input is invalid (no positive finite mass to sample from, a uniform outside ``[0, 1)``;
+        see the jit contract in :mod:`spectheory.verify`).  # shape=(), dtype=int32
       index: position (0-based) of the accepted draft in the draft tuple, or ``-1`` when the
-        token was drawn from the residual law.  # shape=(), dtype=int32
+        token was drawn from the residual law (and with the flag).  # shape=(), dtype=int32
     """
 
     token: jax.Array
@@ -149,7 +152,7 @@ class Verifier(NamedTuple):
 def make_verifier(core: Callable, kernel: Callable, num_uniforms: Callable[[int], int], *,
                   n: Optional[int] = None, distinct: bool = False, check: Optional[Callable] = None,
                   acceptance: Optional[Callable] = None, name: str = "verifier",
-                  host_only: bool = False) -> Verifier:
+                  host_only: bool = False, guard: bool = True) -> Verifier:
     r"""Build a :class:`Verifier` from a rule's mathematics.
 
     A rule is written as two pure functions of validated inputs, ``p, q: float[V]`` (one
@@ -168,7 +171,8 @@ def make_verifier(core: Callable, kernel: Callable, num_uniforms: Callable[[int]
 
     so the identity holds by construction (the uniforms are drawn in the inputs' floating
     dtype, at least float32). Value checks run on concrete (eager) inputs only; under
-    ``jax.jit`` the core is called directly after the shape checks. The returned functions
+    ``jax.jit`` the core is called directly after the shape checks (``guard`` below), unless
+    the call runs under :func:`spectheory.checked`, which turns them into checkify checks. The returned functions
     carry the core's and the kernel's docstrings, so ``help(ver.verify_with_uniforms)`` shows
     the rule.
 
@@ -192,6 +196,13 @@ def make_verifier(core: Callable, kernel: Callable, num_uniforms: Callable[[int]
       acceptance: optional closed form ``acceptance(p, q, n)``.
       name: used in error messages and in the names of the returned functions.
       host_only: the rule is NumPy code run on the host (see above).
+      guard: under ``jax.jit``/``vmap`` (traced inputs), wrap the core so that it keeps the
+        package's jit contract whatever it does itself: the result is the flag ``-1`` (token
+        and index) when the core emits an id outside ``[0, V)`` or accepts a draft outside
+        ``[0, V)``, when ``p`` or ``q`` contains NaN/inf or ``p`` is all zero, or when a
+        uniform is outside ``[0, 1)``. Costs two sums over ``V`` per call; the built-in rules,
+        which keep the contract by construction (``tests/test_jit_contract.py``), pass
+        ``False``. Eager calls are never affected (the front door has checked their values).
 
     Returns:
       :class:`Verifier` (``host_only`` as given).
@@ -219,7 +230,7 @@ def make_verifier(core: Callable, kernel: Callable, num_uniforms: Callable[[int]
         kernel_fn = _host_kernel(front, kernel)
     else:
         front = functools.partial(_jax_inputs, n, distinct, check)
-        verify_with_uniforms = _jax_verify_with_uniforms(front, core, num_uniforms)
+        verify_with_uniforms = _jax_verify_with_uniforms(front, core, num_uniforms, guard)
         verify = _jax_verify(verify_with_uniforms, num_uniforms)
         kernel_fn = _jax_kernel(front, kernel)
 
@@ -266,11 +277,30 @@ def _num_drafts(drafts) -> int:
     return max(int(np.shape(drafts)[0]) if np.ndim(drafts) else 0, 1)
 
 
-def _jax_verify_with_uniforms(front, core, num_uniforms):
+def _guarded(res: VerifyResult, u, p, q, drafts) -> VerifyResult:
+    """The jit contract for a core that does not keep it itself: the flag ``-1`` (token and
+    index) when the emitted id is outside ``[0, V)``, when the accepted draft is outside
+    ``[0, V)``, when ``p`` or ``q`` has no finite total or ``p`` no positive mass, or when a
+    uniform is not finite (the traced front door turns uniforms outside ``[0, 1)`` into NaN)."""
+    V = p.shape[-1]
+    token, index = jnp.asarray(res.token), jnp.asarray(res.index)
+    n = drafts.shape[-1]
+    accepted = jnp.take(drafts, jnp.clip(index, 0, n - 1), axis=-1)
+    sp, sq = jnp.sum(p, axis=-1), jnp.sum(q, axis=-1)
+    bad = (~_core.in_vocab(token, V) | ((index >= 0) & ~_core.in_vocab(accepted, V))
+           | ~jnp.isfinite(sp) | ~jnp.isfinite(sq) | ~(sp > 0) | ~jnp.all(jnp.isfinite(u)))
+    flag = jnp.asarray(_core.INVALID, jnp.int32)
+    return VerifyResult(jnp.where(bad, flag, token).astype(jnp.int32), jnp.where(bad, flag, index).astype(jnp.int32))
+
+
+def _jax_verify_with_uniforms(front, core, num_uniforms, guard):
     def verify_with_uniforms(uniforms, p, q, drafts) -> VerifyResult:
         p, q, drafts = front(p, q, drafts)
         u = _v.check_uniforms(uniforms, int(num_uniforms(int(drafts.shape[0])))).astype(p.dtype)
-        return core(u, p, q, drafts)
+        res = core(u, p, q, drafts)
+        if guard and not all(_v.is_concrete(x) for x in (u, p, q, drafts)):
+            res = _guarded(res, u, p, q, drafts)  # eager inputs were checked by the front door
+        return res
 
     return verify_with_uniforms
 

@@ -187,5 +187,5 @@ def _acceptance_core(p, q, n):
 
 
 GREEDY_OPTIMAL = make_verifier(_verify_core, _kernel_core, lambda n: 2, distinct=True, acceptance=greedy_acceptance,
-                       name="greedy")
+                       name="greedy", guard=False)
 """The optimal verifier for greedy drafts (Hu et al. 2025): two uniforms per position."""

@@ -196,6 +196,6 @@ def _kernel_core(p, q, drafts) -> jax.Array:
     return _multi.sequential_kernel(drafts, _core.accept_prob(px, qx), p_last)
 
 
-RSD = make_verifier(_verify_core, _kernel_core, lambda n: n + 1, distinct=True, name="rsd")
+RSD = make_verifier(_verify_core, _kernel_core, lambda n: n + 1, distinct=True, name="rsd", guard=False)
 """RSD's verifier: recursive rejection sampling without replacement (``n + 1`` uniforms per
 position; no closed-form acceptance, use :func:`spectheory.audit.exact`)."""

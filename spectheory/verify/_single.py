@@ -135,5 +135,5 @@ def single_acceptance(p, q, n: int = 1) -> jax.Array:
     return jnp.sum(jnp.minimum(p, q), axis=-1)
 
 
-SINGLE = make_verifier(_verify_core, _kernel_core, lambda n: 2, n=1, acceptance=single_acceptance, name="single")
+SINGLE = make_verifier(_verify_core, _kernel_core, lambda n: 2, n=1, acceptance=single_acceptance, name="single", guard=False)
 """The single-draft (maximal coupling) verifier: two uniforms per position."""

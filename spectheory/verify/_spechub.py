@@ -160,5 +160,5 @@ def _acceptance_core(p, q):
 
 
 SPECHUB = make_verifier(_verify_core, _kernel_core, lambda n: 2, n=2, distinct=True, check=_check_hub,
-                        acceptance=spechub_acceptance, name="spechub")
+                        acceptance=spechub_acceptance, name="spechub", guard=False)
 """SpecHub's verifier for hub draft pairs (``n = 2``, two uniforms per position)."""

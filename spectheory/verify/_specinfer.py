@@ -208,6 +208,6 @@ def _acceptance_core(p, q, n):
 
 
 SPECINFER = make_verifier(_verify_core, _kernel_core, lambda n: n + 1, acceptance=specinfer_acceptance,
-                          name="specinfer")
+                          name="specinfer", guard=False)
 """SpecInfer's verifier: recursive rejection sampling with replacement over i.i.d. drafts
 (``n + 1`` uniforms per position)."""

@@ -264,5 +264,5 @@ def _acceptance_core(p, q, n):
     return 1 - (1 - jnp.clip(_beta(p, q, rho), 0, 1)) ** n
 
 
-SPECTR = make_verifier(_verify_core, _kernel_core, lambda n: n + 1, acceptance=spectr_acceptance, name="spectr")
+SPECTR = make_verifier(_verify_core, _kernel_core, lambda n: n + 1, acceptance=spectr_acceptance, name="spectr", guard=False)
 """SpecTr's K-SEQ verifier for i.i.d. drafts (``n + 1`` uniforms per position)."""
