@@ -152,11 +152,12 @@ class JaxCausalLM:
 
     def commit(self, cache: JaxCache, keep: ArrayLike) -> JaxCache:
         cache = self._cache(cache)
+        B = cache.tokens.shape[0]
+        shape = tuple(np.shape(keep)) if _v.is_concrete(keep) else tuple(keep.shape)
+        if len(shape) != 2 or shape[0] != B:
+            raise ValueError(f"keep: expected bool[{B}, T], got shape {shape}")
         if _v.is_concrete(keep):
-            k = np.asarray(keep)
-            keep = jnp.asarray(check_keep(keep, (cache.tokens.shape[0], k.shape[-1] if k.ndim == 2 else -1)))
-        elif keep.ndim != 2 or keep.shape[0] != cache.tokens.shape[0]:
-            raise ValueError(f"keep: expected bool[{cache.tokens.shape[0]}, T], got shape {tuple(keep.shape)}")
+            keep = jnp.asarray(check_keep(keep, shape))
         return _commit(cache, keep.astype(bool))
 
     def logits(
