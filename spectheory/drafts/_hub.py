@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from spectheory import _validation as _v
 from spectheory._registry import DraftScheme
+from spectheory.drafts import _checks as _c
 
 
 def hub_sample(key: jax.Array, q: jax.Array, n: int = 2) -> jax.Array:
@@ -24,13 +27,22 @@ def hub_sample(key: jax.Array, q: jax.Array, n: int = 2) -> jax.Array:
     The unordered pair is :math:`\{a, z\}` with :math:`z \sim q(z)/(1 - q(a))`, the same set
     law as greedy drafts with ``n = 2``.
 
+    One draft law per call: a batched (2-d) ``q`` is refused (``jax.vmap`` over rows
+    instead). Under ``jax.jit`` an invalid ``q`` (NaN/inf, a negative entry, a sum off by more
+    than the eager tolerance, fewer than two tokens of positive mass) gives the flag: both
+    drafts ``-1``.
+
     Args:
-      key: a ``jax.random`` key.
+      key: a ``jax.random`` key (a single key).
       q: draft law, float[V], with at least two tokens of positive mass.
       n: must be 2.
 
     Returns:
-      int32[2] distinct token ids.
+      int32[2] distinct token ids (``[-1, -1]`` for an invalid traced ``q``).
+
+    Raises:
+      ValueError: (eagerly) a bad ``key``, ``n != 2``, or ``q`` not a 1-d probability vector
+        with two tokens of positive mass.
 
     >>> import jax, jax.numpy as jnp
     >>> d = hub_sample(jax.random.key(0), jnp.array([0.2, 0.5, 0.3]))
@@ -41,15 +53,21 @@ def hub_sample(key: jax.Array, q: jax.Array, n: int = 2) -> jax.Array:
       Sun, Zhou, Chen, Sun. SpecHub: Provable Acceleration to Multi-Draft Speculative
       Decoding, EMNLP 2024 (arXiv 2411.05289).
     """
+    _check_n(n)
+    key = _v.check_key(key)
+    q = _c.sampler_law(q)
+    _v.check_n(n, V=int(q.shape[-1]), replacement=False, support=_v.support_size(q))
+    return _sample_core(key, q, not _v.is_concrete(q))
+
+
+def _check_n(n) -> None:
+    _v.check_n(n)
     if n != 2:
         raise ValueError(f"n: hub drafts are defined for n = 2 only, got {n}")
-    q = _v.as_probs(q, "q")
-    _v.check_n(n, V=int(q.shape[-1]), replacement=False, support=_v.support_size(q))
-    return _sample_core(key, q)
 
 
-@jax.jit
-def _sample_core(key, q):
+@functools.partial(jax.jit, static_argnames="check")
+def _sample_core(key, q, check):
     dt = jnp.result_type(q.dtype, jnp.float32)
     a = jnp.argmax(q).astype(jnp.int32)
     logq = jnp.where(q > 0, jnp.log(jnp.where(q > 0, q, 1)), -jnp.inf).astype(dt)
@@ -57,7 +75,8 @@ def _sample_core(key, q):
     first = jax.random.categorical(k1, logq).astype(jnp.int32)
     other = jax.random.categorical(k2, logq.at[a].set(-jnp.inf)).astype(jnp.int32)
     is_hub = first == a
-    return jnp.stack([first, jnp.where(is_hub, other, a)]).astype(jnp.int32)
+    out = jnp.stack([first, jnp.where(is_hub, other, a)]).astype(jnp.int32)
+    return jnp.where(_c.law_ok(q) & (jnp.sum(q > 0) >= 2), out, -1).astype(jnp.int32) if check else out
 
 
 def hub_law(q, n: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -67,15 +86,17 @@ def hub_law(q, n: int = 2) -> tuple[np.ndarray, np.ndarray]:
         Q(z, a) = q(z), \qquad Q(a, z) = \frac{q(a)\, q(z)}{1 - q(a)}, \qquad z \neq a.
 
     Args:
-      q: draft law, float[V], with at least two tokens of positive mass.
+      q: draft law, float[V] (one law; no batches), concrete, with at least two tokens of
+        positive mass.
       n: must be 2.
 
     Returns:
       ``(tuples int64[M, 2], probs float64[M])``, ``M = 2 (#{x : q(x) > 0} - 1)``.
 
     Raises:
-      ValueError: if ``q`` is not a probability vector, ``n != 2``, or ``q`` has fewer than
-        two tokens of positive mass.
+      ValueError: if ``q`` is not a 1-d probability vector, ``n != 2``, or ``q`` has fewer
+        than two tokens of positive mass.
+      TypeError: if ``q`` is traced (the law is enumerated on the host).
 
     >>> t, w = hub_law([0.2, 0.5, 0.3], 2)
     >>> t.tolist(), [round(float(x), 4) for x in w]
@@ -85,10 +106,8 @@ def hub_law(q, n: int = 2) -> tuple[np.ndarray, np.ndarray]:
       Sun, Zhou, Chen, Sun. SpecHub: Provable Acceleration to Multi-Draft Speculative
       Decoding, EMNLP 2024 (arXiv 2411.05289).
     """
-    if n != 2:
-        raise ValueError(f"n: hub drafts are defined for n = 2 only, got {n}")
-    _v.as_probs(np.asarray(q), "q")  # checks at q's own precision (float32 sums are looser)
-    q = np.asarray(q, dtype=np.float64)
+    _check_n(n)
+    q = _c.host_law(q)
     _v.check_n(n, V=q.shape[-1], replacement=False, support=int(np.sum(q > 0)))
     a = int(np.argmax(q))
     others = np.array([z for z in np.flatnonzero(q > 0) if z != a], dtype=np.int64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import jax
@@ -10,6 +11,7 @@ import numpy as np
 
 from spectheory import _validation as _v
 from spectheory._registry import DraftScheme
+from spectheory.drafts import _checks as _c
 
 #: Largest number of draft tuples the enumerated draft laws (``*_law``) will list.
 MAX_LAW_SIZE = 2_000_000
@@ -20,15 +22,22 @@ def iid_children(key: jax.Array, logq: jax.Array, b: int) -> tuple[jax.Array, ja
 
     .. math:: c_1, \dots, c_b \overset{iid}{\sim} q = \exp(\log q)
 
-    Never raises on values (jit-clean for static ``b``); every child is valid.
+    Every child is valid. Eagerly the arguments are checked; under ``jax.jit`` (traced
+    ``logq``) an invalid ``logq`` (NaN, ``+inf``, no finite entry, or ``exp(logq)`` not
+    summing to one within the eager tolerance) gives the flag: every slot ``-1`` and invalid.
+    One node per call (``jax.vmap`` for many).
 
     Args:
-      key: a ``jax.random`` key.
+      key: a ``jax.random`` key (a single key).
       logq: float[V] log-probabilities (``-inf`` for tokens of zero mass).
-      b: number of children (static).
+      b: number of children (static), a positive int.
 
     Returns:
-      ``(tokens int32[b], valid bool[b])`` with ``valid`` all true.
+      ``(tokens int32[b], valid bool[b])`` with ``valid`` all true (all false with tokens
+      ``-1`` for an invalid traced ``logq``).
+
+    Raises:
+      ValueError: (eagerly) a bad ``key``, ``b``, or ``logq`` (values checked when concrete).
 
     >>> import jax, jax.numpy as jnp
     >>> tok, ok = iid_children(jax.random.key(0), jnp.log(jnp.array([0.0, 1.0])), 3)
@@ -38,6 +47,14 @@ def iid_children(key: jax.Array, logq: jax.Array, b: int) -> tuple[jax.Array, ja
     References:
       Miao et al., SpecInfer, ASPLOS 2024 (arXiv 2305.09781) (i.i.d. children of a token tree).
     """
+    key = _v.check_key(key)
+    b = _v.check_n(b, "b")
+    logq = _c.children_logq(logq)
+    tok, valid = _children_core(key, logq, b)
+    return _c.flag_children(tok, valid, True if _v.is_concrete(logq) else _c.logq_ok(logq))
+
+
+def _children_core(key, logq, b):
     tok = jax.random.categorical(key, logq, shape=(b,)).astype(jnp.int32)
     return tok, jnp.ones((b,), bool)
 
@@ -47,18 +64,22 @@ def iid_sample(key: jax.Array, q: jax.Array, n: int) -> jax.Array:
 
     .. math:: x_1, \dots, x_n \overset{iid}{\sim} q
 
-    The same draws as :func:`iid_children` on ``log q`` for the same key.
+    The same draws as :func:`iid_children` on ``log q`` for the same key. One draft law per
+    call: a batched (2-d) ``q`` is refused (``jax.vmap`` over rows instead). Under ``jax.jit``
+    an invalid ``q`` (NaN/inf, a negative entry, a sum off by more than the eager tolerance)
+    gives the flag: every draft ``-1``.
 
     Args:
-      key: a ``jax.random`` key.
+      key: a ``jax.random`` key (a single key).
       q: draft law, float[V].
       n: number of drafts (static).
 
     Returns:
-      int32[n] token ids.
+      int32[n] token ids (all ``-1`` for an invalid traced ``q``).
 
     Raises:
-      ValueError: (eagerly) if ``q`` is not a probability vector or ``n`` is not a positive int.
+      ValueError: (eagerly) a bad ``key``, ``q`` not a 1-d probability vector, or ``n`` not
+        a positive int (shapes are also checked under ``jax.jit``).
 
     >>> import jax, jax.numpy as jnp
     >>> iid_sample(jax.random.key(0), jnp.array([0.0, 1.0]), 3).tolist()
@@ -68,9 +89,16 @@ def iid_sample(key: jax.Array, q: jax.Array, n: int) -> jax.Array:
       Leviathan, Kalman, Matias 2023 (arXiv 2211.17192); Miao et al., SpecInfer
       (arXiv 2305.09781).
     """
-    q = _v.as_probs(q, "q")
+    key = _v.check_key(key)
+    q = _c.sampler_law(q)
     n = _v.check_n(n)
-    return iid_children(key, jnp.log(q), n)[0]
+    return _sample_core(key, q, n, not _v.is_concrete(q))
+
+
+@functools.partial(jax.jit, static_argnames=("n", "check"))
+def _sample_core(key, q, n, check):
+    tok = _children_core(key, jnp.log(q), n)[0]
+    return jnp.where(_c.law_ok(q), tok, -1).astype(jnp.int32) if check else tok
 
 
 def _check_law_size(support: int, n: int) -> None:
@@ -87,7 +115,7 @@ def iid_law(q, n: int) -> tuple[np.ndarray, np.ndarray]:
     .. math:: Q(x_1, \dots, x_n) = \prod_j q(x_j)
 
     Args:
-      q: draft law, float[V].
+      q: draft law, float[V] (one law; no batches), concrete.
       n: number of drafts.
 
     Returns:
@@ -95,8 +123,9 @@ def iid_law(q, n: int) -> tuple[np.ndarray, np.ndarray]:
       ``M = |supp q|^n``.
 
     Raises:
-      ValueError: if ``q`` is not a probability vector, ``n`` is not a positive int, or ``M``
-        exceeds :data:`MAX_LAW_SIZE`.
+      ValueError: if ``q`` is not a 1-d probability vector, ``n`` is not a positive int, or
+        ``M`` exceeds :data:`MAX_LAW_SIZE`.
+      TypeError: if ``q`` is traced (the law is enumerated on the host).
 
     >>> t, w = iid_law([0.25, 0.75], 2)
     >>> t.tolist(), w.tolist()
@@ -105,8 +134,7 @@ def iid_law(q, n: int) -> tuple[np.ndarray, np.ndarray]:
     References:
       Miao et al., SpecInfer (arXiv 2305.09781); Sun et al., SpecTr (arXiv 2310.15141).
     """
-    _v.as_probs(np.asarray(q), "q")  # checks at q's own precision (float32 sums are looser)
-    q = np.asarray(q, dtype=np.float64)
+    q = _c.host_law(q)
     n = _v.check_n(n)
     support = np.flatnonzero(q > 0)
     _check_law_size(len(support), n)

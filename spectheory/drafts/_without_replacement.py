@@ -10,6 +10,7 @@ import numpy as np
 
 from spectheory import _validation as _v
 from spectheory._registry import DraftScheme
+from spectheory.drafts import _checks as _c
 from spectheory.drafts._iid import MAX_LAW_SIZE
 
 
@@ -26,15 +27,21 @@ def without_replacement_children(key: jax.Array, logq: jax.Array, b: int) -> tup
 
     When ``q`` has fewer than ``b`` tokens of positive mass the ``m`` valid children come
     first (``valid``) and have the law ``without_replacement_law(q, m)``; the other slots
-    hold token 0. Never raises on values (jit-clean for static ``b``).
+    hold token 0. Eagerly the arguments are checked; under ``jax.jit`` (traced ``logq``) an
+    invalid ``logq`` (NaN, ``+inf``, no finite entry, or ``exp(logq)`` not summing to one
+    within the eager tolerance) gives the flag: every slot ``-1`` and invalid. One node per
+    call (``jax.vmap`` for many).
 
     Args:
-      key: a ``jax.random`` key.
+      key: a ``jax.random`` key (a single key).
       logq: float[V] log-probabilities (``-inf`` for tokens of zero mass).
-      b: fan-out (static).
+      b: fan-out (static), a positive int.
 
     Returns:
       ``(tokens int32[b], valid bool[b])``.
+
+    Raises:
+      ValueError: (eagerly) a bad ``key``, ``b``, or ``logq`` (values checked when concrete).
 
     >>> import jax, jax.numpy as jnp
     >>> tok, ok = without_replacement_children(jax.random.key(0), jnp.log(jnp.array([0.5, 0.0, 0.5])), 3)
@@ -46,6 +53,14 @@ def without_replacement_children(key: jax.Array, logq: jax.Array, b: int) -> tup
       Trick for Sampling Sequences Without Replacement, ICML 2019 (arXiv 1903.06059);
       Jeon et al., Recursive Speculative Decoding (arXiv 2402.14160), RSD-C.
     """
+    key = _v.check_key(key)
+    b = _v.check_n(b, "b")
+    logq = _c.children_logq(logq)
+    tok, valid = _children_core(key, logq, b)
+    return _c.flag_children(tok, valid, True if _v.is_concrete(logq) else _c.logq_ok(logq))
+
+
+def _children_core(key, logq, b):
     V = logq.shape[-1]
     g = jax.random.gumbel(key, (V,), logq.dtype)
     vals, tok = jax.lax.top_k(jnp.where(logq > -jnp.inf, logq + g, -jnp.inf), min(b, V))
@@ -68,17 +83,22 @@ def without_replacement_sample(key: jax.Array, q: jax.Array, n: int) -> jax.Arra
         Q(x_1, \dots, x_n) = \prod_{j=1}^{n} \frac{q(x_j)}{1 - \sum_{i<j} q(x_i)}.
 
     The same draws as :func:`without_replacement_children` on ``log q`` for the same key.
+    One draft law per call: a batched (2-d) ``q`` is refused (``jax.vmap`` over rows
+    instead). Under ``jax.jit`` an invalid ``q`` (NaN/inf, a negative entry, a sum off by more
+    than the eager tolerance) gives the flag: every draft ``-1``; drafts beyond the support of
+    a traced ``q`` are ``-1`` too.
 
     Args:
-      key: a ``jax.random`` key.
+      key: a ``jax.random`` key (a single key).
       q: draft law, float[V]; needs at least ``n`` tokens of positive mass.
       n: number of drafts (static), ``n <= #{x : q(x) > 0}``.
 
     Returns:
-      int32[n] distinct token ids, in draw order.
+      int32[n] distinct token ids, in draw order (``-1`` flags, see above, under ``jax.jit``).
 
     Raises:
-      ValueError: (eagerly) if ``n`` exceeds the number of tokens with ``q > 0``.
+      ValueError: (eagerly) a bad ``key``, ``q`` not a 1-d probability vector, ``n`` not a
+        positive int or above the number of tokens with ``q > 0``.
 
     >>> import jax, jax.numpy as jnp
     >>> d = without_replacement_sample(jax.random.key(0), jnp.array([0.5, 0.0, 0.5]), 2)
@@ -89,15 +109,17 @@ def without_replacement_sample(key: jax.Array, q: jax.Array, n: int) -> jax.Arra
       Kool, van Hoof, Welling. Stochastic Beams and Where to Find Them: The Gumbel-Top-k
       Trick for Sampling Sequences Without Replacement, ICML 2019 (arXiv 1903.06059).
     """
-    q = _v.as_probs(q, "q")
+    key = _v.check_key(key)
+    q = _c.sampler_law(q)
     n = _v.check_n(n, V=int(q.shape[-1]), replacement=False, support=_v.support_size(q))
-    return _sample_core(key, q, n)
+    return _sample_core(key, q, n, not _v.is_concrete(q))
 
 
-@functools.partial(jax.jit, static_argnames="n")
-def _sample_core(key, q, n):
+@functools.partial(jax.jit, static_argnames=("n", "check"))
+def _sample_core(key, q, n, check):
     dt = jnp.result_type(q.dtype, jnp.float32)
-    return without_replacement_children(key, jnp.log(q.astype(dt)), n)[0]
+    tok, valid = _children_core(key, jnp.log(q.astype(dt)), n)
+    return jnp.where(valid & _c.law_ok(q), tok, -1).astype(jnp.int32) if check else tok
 
 
 def without_replacement_law(q, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +136,7 @@ def without_replacement_law(q, n: int) -> tuple[np.ndarray, np.ndarray]:
     the mass.
 
     Args:
-      q: draft law, float[V] (a probability vector).
+      q: draft law, float[V] (one probability vector; no batches), concrete.
       n: number of drafts, at most the number of tokens with ``q > 0``.
 
     Returns:
@@ -123,8 +145,9 @@ def without_replacement_law(q, n: int) -> tuple[np.ndarray, np.ndarray]:
       support's token ids.
 
     Raises:
-      ValueError: if ``q`` is not a probability vector, ``n`` exceeds the support of ``q``,
-        or ``M`` exceeds :data:`spectheory.drafts.MAX_LAW_SIZE`.
+      ValueError: if ``q`` is not a 1-d probability vector, ``n`` is not a positive int or
+        exceeds the support of ``q``, or ``M`` exceeds :data:`spectheory.drafts.MAX_LAW_SIZE`.
+      TypeError: if ``q`` is traced (the law is enumerated on the host).
 
     >>> t, w = without_replacement_law([0.5, 0.3, 0.2], 2)
     >>> len(t), round(float(w.sum()), 12), t[0].tolist(), round(float(w[0]), 12)
@@ -134,8 +157,7 @@ def without_replacement_law(q, n: int) -> tuple[np.ndarray, np.ndarray]:
       Plackett, The analysis of permutations (1975); Luce, Individual Choice Behavior (1959);
       Kool et al., ICML 2019 (arXiv 1903.06059), Sec. 2.
     """
-    _v.as_probs(np.asarray(q), "q")  # checks at q's own precision (float32 sums are looser)
-    q = np.asarray(q, dtype=np.float64)
+    q = _c.host_law(q)
     support = np.flatnonzero(q > 0)
     n = _v.check_n(n, V=q.shape[-1], replacement=False, support=len(support))
     count = 1

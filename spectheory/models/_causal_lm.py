@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from spectheory import _validation as _v
+
 __all__ = [
     "CausalLM",
     "chain_parents",
@@ -114,8 +116,77 @@ class CausalLM(Protocol):
 
 def chain_parents(T: int) -> np.ndarray:
     """Parents ``[-1, 0, 1, ..., T - 2]`` of a chain of ``T`` nodes: tree mode on a chain scores
-    exactly what chain mode scores."""
+    exactly what chain mode scores.
+
+    Args:
+      T: number of nodes, an int ``>= 0``.
+
+    Returns:
+      ``int32[T]``.
+
+    Raises:
+      ValueError: ``T`` is not an int ``>= 0``.
+
+    >>> chain_parents(3).tolist()
+    [-1, 0, 1]
+    """
+    T = _v.check_count(T, "T", minimum=0)
     return np.arange(T, dtype=np.int32) - 1
+
+
+def check_forest(parents, name: str = "parents", *, ndim: Optional[int] = None) -> np.ndarray:
+    """Host-side validation of a concrete topologically ordered forest ``int[..., T]``.
+
+    Every row (last axis) must satisfy ``-1 <= parents[i] < i`` (``-1`` a root): this one
+    condition rules out cycles (a node pointing to itself or to a later node), out-of-range
+    parents, and parents listed after their children.
+
+    Returns:
+      ``parents`` as a NumPy integer array.
+
+    Raises:
+      ValueError: not an integer array of rank >= 1 (or of rank ``ndim``), or a parent
+        outside ``[-1, i)``; the message starts with ``name``.
+    """
+    if parents is None or isinstance(parents, (str, bytes)):
+        raise ValueError(f"{name}: expected an int array of parent indices, got {type(parents).__name__}")
+    try:
+        arr = np.asarray(parents)
+    except Exception as e:  # noqa: BLE001  (ragged lists and other non-arrays)
+        raise ValueError(f"{name}: expected an int array of parent indices ({e})") from None
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name}: expected integer parent indices, got dtype {arr.dtype}")
+    if arr.ndim < 1 or (ndim is not None and arr.ndim != ndim):
+        want = f"{ndim}-d" if ndim is not None else "at least 1-d"
+        raise ValueError(f"{name}: expected an {want} array int[..., T], got shape {arr.shape}")
+    T = arr.shape[-1]
+    bad = (arr < -1) | (arr >= np.arange(T))
+    if np.any(bad):
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{name}: need -1 <= parents[i] < i (a topologically ordered forest, so no cycles), "
+            f"got parents{list(where)} = {int(arr[where])}"
+        )
+    return arr
+
+
+def forest_ok(parents, xp=jnp):
+    """In-graph: whether every row of ``parents int[..., T]`` is a topologically ordered forest
+    (``-1 <= parents[i] < i``); ``bool[...]``."""
+    T = parents.shape[-1]
+    return xp.all((parents >= -1) & (parents < xp.arange(T)), axis=-1)
+
+
+def _tree_front(parents, xp):
+    if xp is not np and xp is not jnp:
+        raise ValueError(f"xp: expected numpy or jax.numpy, got {xp!r}")
+    if _v.is_concrete(parents):
+        return xp.asarray(check_forest(parents)), True
+    if xp is np:
+        raise TypeError("parents: a traced array needs xp=jax.numpy")
+    if not jnp.issubdtype(parents.dtype, jnp.integer) or parents.ndim < 1:
+        raise ValueError(f"parents: expected int[..., T], got {parents.dtype}{list(parents.shape)}")
+    return parents, False
 
 
 def tree_ancestors(parents: ArrayLike, xp=jnp):
@@ -128,30 +199,75 @@ def tree_ancestors(parents: ArrayLike, xp=jnp):
     Returns:
       ``bool[..., T, T]`` with ``[..., i, j]`` true iff ``j == i`` or node ``j`` is an ancestor
       of node ``i``. Computed by ``ceil(log2 T)`` boolean squarings of the parent relation, so it
-      is traceable for a traced ``parents`` of static shape.
+      is traceable for a traced ``parents`` of static shape. Under ``jax.jit`` (traced
+      ``parents``) a row that is not a topologically ordered forest gives the flag: an
+      all-false ``T x T`` matrix (no node is its own ancestor-or-self).
+
+    Raises:
+      ValueError: (concrete ``parents``) not an integer array, or some ``parents[i]`` outside
+        ``[-1, i)`` (a cycle, an out-of-range parent, a parent after its child).
+
+    >>> import numpy as np
+    >>> tree_ancestors([-1, 0, 0], np).astype(int).tolist()
+    [[1, 0, 0], [1, 1, 0], [1, 0, 1]]
     """
-    parents = xp.asarray(parents)
+    parents, checked = _tree_front(parents, xp)
     T = parents.shape[-1]
     idx = xp.arange(T)
     a = (idx == parents[..., :, None]) | (idx[:, None] == idx)  # parent-or-self
     a = a.astype(xp.int32)
     for _ in range(max(1, math.ceil(math.log2(max(T, 2))))):
         a = (xp.matmul(a, a) > 0).astype(xp.int32)
-    return a > 0
+    if checked:
+        return a > 0
+    return (a > 0) & forest_ok(parents, xp)[..., None, None]
 
 
 def tree_depths(parents: ArrayLike, xp=jnp):
-    """Depth of every node (a root has depth 0), ``int32[..., T]``."""
+    """Depth of every node of a topologically ordered forest (a root has depth 0).
+
+    Args:
+      parents: ``int[..., T]``, ``-1 <= parents[i] < i``.
+      xp: ``numpy`` or ``jax.numpy``.
+
+    Returns:
+      ``int32[..., T]``; under ``jax.jit`` a row that is not a topologically ordered forest
+      gives the flag ``-1`` for every node.
+
+    Raises:
+      ValueError: (concrete ``parents``) as :func:`tree_ancestors`.
+
+    >>> import numpy as np
+    >>> tree_depths([-1, 0, 1, -1], np).tolist()
+    [0, 1, 2, 0]
+    """
     return (xp.sum(tree_ancestors(parents, xp).astype(xp.int32), axis=-1) - 1).astype(xp.int32)
 
 
 def tree_paths(parents: ArrayLike) -> list[list[int]]:
-    """Host-side: for each node, the node indices of its root-to-node path (for tests/oracles)."""
-    parents = np.asarray(parents)
+    """Host-side: for each node, the node indices of its root-to-node path (for tests/oracles).
+
+    Args:
+      parents: ``int[T]`` (one forest), ``-1 <= parents[i] < i``; concrete.
+
+    Returns:
+      ``T`` lists; ``paths[i]`` starts at a root and ends at ``i``.
+
+    Raises:
+      ValueError: ``parents`` is not a 1-d integer array with ``-1 <= parents[i] < i`` (so the
+        walk up to a root always ends: every step goes to a smaller index).
+      TypeError: ``parents`` is traced.
+
+    >>> tree_paths([-1, 0, 0, 2])
+    [[0], [0, 1], [0, 2], [0, 2, 3]]
+    """
+    if not _v.is_concrete(parents):
+        raise TypeError("parents: tree_paths runs on the host; got a traced array")
+    parents = check_forest(parents, ndim=1)
     out = []
     for i in range(parents.shape[-1]):
         path, j = [], i
-        while j >= 0:
+        while j >= 0:  # parents[j] < j: at most i + 1 steps
             path.append(j)
             j = int(parents[j])
         out.append(path[::-1])
@@ -159,16 +275,91 @@ def tree_paths(parents: ArrayLike) -> list[list[int]]:
 
 
 def check_parents(parents: np.ndarray, T: int, B: int) -> np.ndarray:
-    """Host-side validation of a concrete ``parents`` array; returns it as ``int[B, T]``."""
-    parents = np.asarray(parents)
-    if parents.ndim not in (1, 2) or parents.shape[-1] != T:
-        raise ValueError(f"parents must have shape ({T},) or ({B}, {T}), got {parents.shape}")
-    if not np.issubdtype(parents.dtype, np.integer):
-        raise ValueError(f"parents must be integers, got {parents.dtype}")
-    parents = np.broadcast_to(parents, (B, T))
-    if np.any(parents < -1) or np.any(parents >= np.arange(T)):
-        raise ValueError("parents must satisfy -1 <= parents[i] < i (topological order)")
-    return parents
+    """Host-side validation of a concrete ``parents`` array of a tree-mode call with ``B`` rows
+    of ``T`` nodes; returns it as ``int[B, T]`` (``ValueError`` naming ``parents``)."""
+    parents = check_forest(parents)
+    if parents.ndim not in (1, 2) or parents.shape[-1] != T or (parents.ndim == 2 and parents.shape[0] != B):
+        raise ValueError(f"parents: expected shape ({T},) or ({B}, {T}), got {parents.shape}")
+    return np.broadcast_to(parents, (B, T))
+
+
+def check_batch_size(batch_size) -> int:
+    """A cache's number of rows: an int ``>= 1`` (``ValueError`` naming ``batch_size``)."""
+    return _v.check_count(batch_size, "batch_size", minimum=1)
+
+
+def check_max_len(max_len, name: str = "max_len") -> Optional[int]:
+    """``None`` or an int ``>= 1`` (``ValueError`` naming the argument)."""
+    return None if max_len is None else _v.check_count(max_len, name, minimum=1)
+
+
+def _mask(x, name: str, shape) -> np.ndarray:
+    """A concrete boolean mask of ``shape``: bool, or integers in {0, 1}."""
+    a = np.asarray(x)
+    if a.dtype != bool:
+        if not np.issubdtype(a.dtype, np.integer) or (a.size and not np.all((a == 0) | (a == 1))):
+            raise ValueError(f"{name}: expected a boolean mask, got dtype {a.dtype}")
+        a = a.astype(bool)
+    if a.shape != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {a.shape}")
+    return a
+
+
+def check_call(tokens, valid, vocab_size: int, batch_size: int, *, xp=np, host: bool = False):
+    """Front door of ``logits``: ``tokens int[B, T]`` with ``B == batch_size`` and, where
+    ``valid``, ids in ``[0, vocab_size)``; ``valid`` a bool mask ``[B, T]`` (default all true).
+
+    Concrete inputs are checked fully (host side); traced inputs (``xp=jax.numpy``) by shape
+    and dtype only; ``host=True`` refuses traced inputs (``TypeError``). Returns
+    ``(tokens, valid)`` as ``xp`` arrays; ``ValueError`` naming the argument otherwise."""
+    if tokens is None or isinstance(tokens, (str, bytes)):
+        raise ValueError(f"tokens: expected int[B, T], got {type(tokens).__name__}")
+    concrete = _v.is_concrete(tokens)
+    if host and not (concrete and _v.is_concrete(valid)):
+        raise TypeError("tokens: this model runs on the host; call it outside jax.jit / jax.vmap")
+    t = np.asarray(tokens) if concrete else tokens
+    if t.ndim != 2 or t.dtype == bool or not np.issubdtype(t.dtype, np.integer):
+        raise ValueError(f"tokens: expected int[B, T], got {t.dtype}{list(t.shape)}")
+    B, T = t.shape
+    if B != batch_size:
+        raise ValueError(f"tokens: batch size {B} != the cache's {batch_size}")
+    if valid is None:
+        v = xp.ones((B, T), bool)
+    elif _v.is_concrete(valid):
+        v = xp.asarray(_mask(valid, "valid", (B, T)))
+    else:
+        if tuple(valid.shape) != (B, T):
+            raise ValueError(f"valid: expected shape {(B, T)}, got {tuple(valid.shape)}")
+        v = valid.astype(bool)
+    if concrete and _v.is_concrete(v):
+        vv = np.asarray(v)
+        if np.any(vv & ((t < 0) | (t >= vocab_size))):
+            bad = t[vv & ((t < 0) | (t >= vocab_size))]
+            raise ValueError(f"tokens: token ids must lie in [0, {vocab_size}), got {bad.min()}..{bad.max()}")
+    return (xp.asarray(t) if concrete else t), v
+
+
+def check_lengths(lengths, current) -> np.ndarray:
+    """Front door of ``rollback``: concrete integer ``lengths`` of ``current``'s shape with
+    ``0 <= lengths <= current``; returned as ``int64``."""
+    if lengths is None or isinstance(lengths, (str, bytes)):
+        raise ValueError(f"lengths: expected int[B], got {type(lengths).__name__}")
+    new = np.asarray(lengths)
+    cur = np.asarray(current)
+    if new.dtype == bool or not np.issubdtype(new.dtype, np.integer):
+        raise ValueError(f"lengths: expected integer lengths, got dtype {new.dtype}")
+    if new.shape != cur.shape:
+        raise ValueError(f"lengths: expected shape {cur.shape}, got {new.shape}")
+    if np.any(new < 0) or np.any(new > cur):
+        raise ValueError(f"lengths: rollback needs 0 <= lengths <= current lengths {cur.tolist()}, got {new.tolist()}")
+    return new.astype(np.int64)
+
+
+def check_keep(keep, shape) -> np.ndarray:
+    """Front door of ``commit``: a concrete bool mask of ``shape`` (``ValueError`` naming ``keep``)."""
+    if keep is None or isinstance(keep, (str, bytes)):
+        raise ValueError(f"keep: expected bool{list(shape)}, got {type(keep).__name__}")
+    return _mask(keep, "keep", shape)
 
 
 def call_layout(lengths, valid, parents, xp=jnp):
@@ -205,15 +396,15 @@ def call_layout(lengths, valid, parents, xp=jnp):
 def check_path(keep: np.ndarray, parents: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Host-side: raise unless, per row, the kept valid nodes form a root path; return ``k[B]``."""
     if np.any(keep & ~valid):
-        raise ValueError("commit: cannot keep an invalid (padding) node")
+        raise ValueError("keep: commit cannot keep an invalid (padding) node")
     k = keep.sum(axis=-1)
     for b in range(keep.shape[0]):
         for i in np.flatnonzero(keep[b]):
             p = parents[b, i]
             if p >= 0 and not keep[b, p]:
-                raise ValueError(f"commit: row {b} keeps node {i} but not its parent {p}")
+                raise ValueError(f"keep: commit: row {b} keeps node {i} but not its parent {p}")
         roots = [i for i in np.flatnonzero(keep[b]) if parents[b, i] < 0]
         children = np.bincount(parents[b][keep[b] & (parents[b] >= 0)], minlength=keep.shape[1])
         if k[b] and (len(roots) != 1 or np.any(children[keep[b]] > 1)):
-            raise ValueError(f"commit: row {b} keeps nodes that do not form a single root path")
+            raise ValueError(f"keep: commit: row {b} keeps nodes that do not form a single root path")
     return k

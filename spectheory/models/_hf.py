@@ -13,7 +13,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from spectheory.models._causal_lm import call_layout, check_parents, check_path
+from spectheory.models._causal_lm import (
+    call_layout,
+    check_batch_size,
+    check_call,
+    check_keep,
+    check_lengths,
+    check_max_len,
+    check_parents,
+    check_path,
+)
 
 __all__ = ["HFCausalLM", "HFCache", "torch_to_jax"]
 
@@ -23,6 +32,8 @@ def torch_to_jax(t) -> jax.Array:
     else through NumPy (e.g. a CUDA tensor with a CPU-only jax)."""
     import torch
 
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"t: expected a torch.Tensor, got {type(t).__name__}")
     t = t.detach()
     if t.dtype != torch.float32 and t.is_floating_point():
         t = t.float()
@@ -100,15 +111,18 @@ class HFCausalLM:
     """
 
     def __init__(self, model, max_len: Optional[int] = None):
-        import torch  # noqa: F401  (fail early when torch is missing)
+        import torch
 
+        if not isinstance(model, torch.nn.Module) or not hasattr(model, "config"):
+            raise TypeError(f"model: expected a transformers causal LM (a torch.nn.Module with a config), "
+                            f"got {type(model).__name__}")
         self.model = model.eval()
         cfg = model.config
         text_cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
         impl = getattr(cfg, "_attn_implementation", None)
         if impl not in (None, "eager", "sdpa"):
             raise ValueError(
-                f"HFCausalLM needs a model whose attention takes a 4-D float mask "
+                f"model: HFCausalLM needs a model whose attention takes a 4-D float mask "
                 f"('eager' or 'sdpa'), got attn_implementation={impl!r}"
             )
         out_emb = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
@@ -116,7 +130,7 @@ class HFCausalLM:
             self._vocab_size = int(out_emb.weight.shape[0])
         else:
             self._vocab_size = int(text_cfg.vocab_size)
-        self.max_len = int(max_len if max_len is not None else text_cfg.max_position_embeddings)
+        self.max_len = check_max_len(max_len if max_len is not None else int(text_cfg.max_position_embeddings))
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
 
@@ -129,13 +143,20 @@ class HFCausalLM:
     def init_cache(self, batch_size: int, max_len: Optional[int] = None) -> HFCache:
         from transformers import DynamicCache
 
-        max_len = self.max_len if max_len is None else int(max_len)
+        batch_size = check_batch_size(batch_size)
+        max_len = self.max_len if max_len is None else check_max_len(max_len)
         if max_len > self.max_len:
             raise ValueError(f"max_len={max_len} exceeds the model's {self.max_len} positions")
-        return HFCache(DynamicCache(), int(batch_size), max_len)
+        return HFCache(DynamicCache(), batch_size, max_len)
+
+    @staticmethod
+    def _cache(cache) -> HFCache:
+        if not isinstance(cache, HFCache):
+            raise TypeError(f"cache: expected an HFCache (from init_cache), got {type(cache).__name__}")
+        return cache
 
     def lengths(self, cache: HFCache) -> jax.Array:
-        return jnp.asarray(cache.lengths, dtype=jnp.int32)
+        return jnp.asarray(self._cache(cache).lengths, dtype=jnp.int32)
 
     def _crop(self, cache: HFCache) -> None:
         """Drop the physical tail of slots that are empty in every row."""
@@ -157,24 +178,17 @@ class HFCausalLM:
         self._crop(cache)
 
     def rollback(self, cache: HFCache, lengths: ArrayLike) -> HFCache:
-        new = np.asarray(lengths).astype(np.int64)
-        if new.shape != cache.lengths.shape:
-            raise ValueError(f"lengths must have shape {cache.lengths.shape}, got {new.shape}")
-        if np.any(new < 0) or np.any(new > cache.lengths):
-            raise ValueError(
-                f"rollback: need 0 <= lengths <= current lengths {cache.lengths}, got {new}"
-            )
-        cache.lengths = new
+        cache = self._cache(cache)
+        cache.lengths = check_lengths(lengths, cache.lengths)
         self._discard_tentative(cache)
         return cache
 
     def commit(self, cache: HFCache, keep: ArrayLike) -> HFCache:
+        cache = self._cache(cache)
         if cache.pending is None:
-            raise ValueError("commit must directly follow a tree-mode logits call")
+            raise ValueError("cache: commit must directly follow a tree-mode logits call")
         parents, valid = cache.pending
-        keep = np.asarray(keep, dtype=bool)
-        if keep.shape != valid.shape:
-            raise ValueError(f"keep must have shape {valid.shape}, got {keep.shape}")
+        keep = check_keep(keep, valid.shape)
         k = check_path(keep, parents, valid)
         T = keep.shape[1]
         tail = cache.positions[:, -T:] if T else cache.positions[:, :0]
@@ -193,6 +207,7 @@ class HFCausalLM:
         """
         import torch
 
+        cache = self._cache(cache)
         self._discard_tentative(cache)
         B, L = cache.positions.shape
         new_L = int(cache.lengths.max()) if B else 0
@@ -228,28 +243,20 @@ class HFCausalLM:
     ) -> tuple[jax.Array, HFCache]:
         import torch
 
-        tokens = np.asarray(tokens)
-        if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):
-            raise ValueError(f"tokens must be int[B, T], got {tokens.dtype}{list(tokens.shape)}")
+        cache = self._cache(cache)
+        tokens, valid = check_call(tokens, valid, self.vocab_size, cache.lengths.shape[0], host=True)
         B, T = tokens.shape
         if T == 0:
-            raise ValueError("tokens must have at least one column")
-        if B != cache.lengths.shape[0]:
-            raise ValueError(f"batch size {B} != the cache's {cache.lengths.shape[0]}")
-        valid = np.ones((B, T), bool) if valid is None else np.asarray(valid, dtype=bool)
-        if valid.shape != (B, T):
-            raise ValueError(f"valid must have shape {(B, T)}, got {valid.shape}")
-        if np.any(valid & ((tokens < 0) | (tokens >= self.vocab_size))):
-            raise ValueError(f"token ids must lie in [0, {self.vocab_size})")
+            raise ValueError("tokens: expected at least one column")
         if parents is not None:
             parents = check_parents(parents, T, B).astype(np.int64)
             parent_valid = np.take_along_axis(valid, np.maximum(parents, 0), 1)
             if np.any(valid & (parents >= 0) & ~parent_valid):
-                raise ValueError("a valid tree node has an invalid (padding) parent")
+                raise ValueError("valid: a valid tree node has an invalid (padding) parent")
         self._discard_tentative(cache)
         pos, new_mask = call_layout(cache.lengths, valid, parents, np)
         if T and pos.max() >= cache.max_len:
-            raise ValueError(f"a row would reach position {pos.max()} >= max_len={cache.max_len}")
+            raise ValueError(f"tokens: a row would reach position {pos.max()} >= max_len={cache.max_len}")
         L = cache.physical_len
         old = (cache.positions >= 0)[:, None, :] & valid[:, :, None]
         mask = np.concatenate([np.broadcast_to(old, (B, T, L)), new_mask], axis=-1)

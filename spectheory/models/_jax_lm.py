@@ -14,9 +14,22 @@ from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
-from spectheory.models._causal_lm import call_layout, tree_ancestors, tree_depths
+from spectheory import _validation as _v
+from spectheory.models._causal_lm import (
+    call_layout,
+    check_batch_size,
+    check_call,
+    check_keep,
+    check_lengths,
+    check_max_len,
+    check_parents,
+    forest_ok,
+    tree_ancestors,
+    tree_depths,
+)
 
 __all__ = [
     "JaxCausalLM",
@@ -60,9 +73,17 @@ class JaxCausalLM:
     an oracle). Everything is pure JAX and traceable; the wrapper is a pytree whose leaves are
     ``params``, so ``jax.jit(lambda lm, toks, cache: lm.logits(toks, cache))`` works (the two
     scoring paths are also compiled internally, once per shape, so eager calls are not run op
-    by op; ``apply_fn`` must therefore be hashable, e.g. a function or a ``partial``). Unlike
-    :class:`HFCausalLM` nothing is validated at run time: out-of-range lengths or a ``keep``
-    that is not a root path give garbage, not an error. Writes beyond ``max_len`` are dropped.
+    by op; ``apply_fn`` must therefore be hashable, e.g. a function or a ``partial``).
+
+    Called eagerly, the arguments are checked as by :class:`HFCausalLM` (``ValueError`` naming
+    the argument: token ids, ``valid``, ``parents``, ``lengths``, rows longer than ``max_len``),
+    except that :meth:`commit` cannot check that ``keep`` is a root path (the cache does not
+    keep the last call's ``parents``). Under ``jax.jit`` the values cannot be checked; instead
+    invalid input gives NaN logits: every logit of a row with a valid token id outside
+    ``[0, V)``, with ``parents`` that are not a topologically ordered forest, or left with a
+    negative length by a :meth:`rollback` outside ``[0, lengths]`` (which sets the row's length
+    to ``-1``), and the logits of chain positions at or beyond ``max_len`` and of tree nodes
+    whose cache slot (row length + node index) is at or beyond ``max_len``.
 
     Args:
       apply_fn: ``(params, tokens int32[N, S]) -> logits float[N, S, V]``, causal.
@@ -82,10 +103,12 @@ class JaxCausalLM:
     """
 
     def __init__(self, apply_fn: Callable, params, vocab_size: int, max_len: Optional[int] = None):
+        if not callable(apply_fn):
+            raise TypeError(f"apply_fn: expected a callable (params, tokens) -> logits, got {type(apply_fn).__name__}")
         self.apply_fn = apply_fn
         self.params = params
-        self._vocab_size = int(vocab_size)
-        self.max_len = max_len
+        self._vocab_size = _v.check_count(vocab_size, "vocab_size", minimum=1)
+        self.max_len = check_max_len(max_len)
 
     def tree_flatten(self):
         return (self.params,), (self.apply_fn, self._vocab_size, self.max_len)
@@ -100,21 +123,42 @@ class JaxCausalLM:
         return self._vocab_size
 
     def init_cache(self, batch_size: int, max_len: Optional[int] = None) -> JaxCache:
-        max_len = self.max_len if max_len is None else max_len
+        batch_size = check_batch_size(batch_size)
+        max_len = self.max_len if max_len is None else check_max_len(max_len)
         if max_len is None:
-            raise ValueError("max_len is required (none was given to JaxCausalLM)")
+            raise ValueError("max_len: required (none was given to JaxCausalLM)")
         return JaxCache(
             jnp.zeros((batch_size, int(max_len)), jnp.int32), jnp.zeros((batch_size,), jnp.int32)
         )
 
+    @staticmethod
+    def _cache(cache) -> JaxCache:
+        if not isinstance(cache, JaxCache):
+            raise TypeError(f"cache: expected a JaxCache (from init_cache), got {type(cache).__name__}")
+        return cache
+
     def lengths(self, cache: JaxCache) -> jax.Array:
-        return cache.lengths
+        return self._cache(cache).lengths
 
     def rollback(self, cache: JaxCache, lengths: ArrayLike) -> JaxCache:
-        return cache._replace(lengths=jnp.asarray(lengths, jnp.int32))
+        cache = self._cache(cache)
+        if _v.is_concrete(lengths) and _v.is_concrete(cache.lengths):
+            return cache._replace(lengths=jnp.asarray(check_lengths(lengths, cache.lengths), jnp.int32))
+        new = jnp.asarray(lengths) if _v.is_concrete(lengths) else lengths
+        if tuple(new.shape) != tuple(cache.lengths.shape) or not jnp.issubdtype(new.dtype, jnp.integer):
+            raise ValueError(f"lengths: expected int{list(cache.lengths.shape)}, got {new.dtype}{list(new.shape)}")
+        ok = (new >= 0) & (new <= cache.lengths)
+        return cache._replace(lengths=jnp.where(ok, new, -1).astype(jnp.int32))
 
     def commit(self, cache: JaxCache, keep: ArrayLike) -> JaxCache:
-        return _commit(cache, jnp.asarray(keep, bool))
+        cache = self._cache(cache)
+        B = cache.tokens.shape[0]
+        shape = tuple(np.shape(keep)) if _v.is_concrete(keep) else tuple(keep.shape)
+        if len(shape) != 2 or shape[0] != B:
+            raise ValueError(f"keep: expected bool[{B}, T], got shape {shape}")
+        if _v.is_concrete(keep):
+            keep = jnp.asarray(check_keep(keep, shape))
+        return _commit(cache, keep.astype(bool))
 
     def logits(
         self,
@@ -124,19 +168,31 @@ class JaxCausalLM:
         valid: Optional[ArrayLike] = None,
         parents: Optional[ArrayLike] = None,
     ) -> tuple[jax.Array, JaxCache]:
-        tokens = jnp.asarray(tokens)
-        if tokens.ndim != 2 or not jnp.issubdtype(tokens.dtype, jnp.integer):
-            raise ValueError(f"tokens must be int[B, T], got {tokens.dtype}{list(tokens.shape)}")
+        cache = self._cache(cache)
+        tokens, valid = check_call(tokens, valid, self.vocab_size, cache.tokens.shape[0], xp=jnp)
         B, T = tokens.shape
-        valid = jnp.ones((B, T), bool) if valid is None else jnp.asarray(valid, bool)
-        if valid.shape != (B, T):
-            raise ValueError(f"valid must have shape {(B, T)}, got {valid.shape}")
+        L = cache.tokens.shape[1]
+        concrete = all(_v.is_concrete(x) for x in (tokens, valid, cache.lengths))
         if parents is None:
+            if concrete:
+                longest = int(np.max(np.asarray(cache.lengths) + np.asarray(valid).sum(axis=1), initial=0))
+                if longest > L:
+                    raise ValueError(f"tokens: a row would reach length {longest} > max_len={L}")
             return _chain_logits(self, tokens, cache, valid)
-        parents = jnp.asarray(parents, jnp.int32)
-        if parents.shape not in ((T,), (B, T)):
-            raise ValueError(f"parents must have shape ({T},) or ({B}, {T}), got {parents.shape}")
-        return _tree_logits(self, tokens, cache, valid, jnp.broadcast_to(parents, (B, T)))
+        if _v.is_concrete(parents):
+            parents = jnp.asarray(check_parents(parents, T, B), jnp.int32)
+            if concrete:
+                v, par = np.asarray(valid), np.asarray(parents)
+                if np.any(v & (par >= 0) & ~np.take_along_axis(v, np.maximum(par, 0), 1)):
+                    raise ValueError("valid: a valid tree node has an invalid (padding) parent")
+                slot = np.asarray(cache.lengths)[:, None] + np.arange(T)
+                if np.any(v & (slot >= L)):
+                    raise ValueError(f"tokens: a valid tree node would be stored at slot {int(slot[v].max())} >= "
+                                     f"max_len={L} (node i of a row of length n needs n + i < max_len)")
+        else:
+            if parents.shape not in ((T,), (B, T)) or not jnp.issubdtype(parents.dtype, jnp.integer):
+                raise ValueError(f"parents: expected int[{T}] or int[{B}, {T}], got {parents.dtype}{list(parents.shape)}")
+        return _tree_logits(self, tokens, cache, valid, jnp.broadcast_to(parents.astype(jnp.int32), (B, T)))
 
 
 # The two scoring paths are compiled as a whole (one XLA program per shape) rather than run op by
@@ -146,12 +202,21 @@ class JaxCausalLM:
 @jax.jit
 def _chain_logits(lm: JaxCausalLM, tokens, cache: JaxCache, valid):
     L = cache.tokens.shape[1]
+    tokens_in = tokens
     tokens = jnp.where(valid, tokens, 0).astype(jnp.int32)
     pos, _ = call_layout(cache.lengths, valid, None, jnp)
     buf = _scatter_rows(cache.tokens, jnp.where(valid, pos, L), tokens)
     out = lm.apply_fn(lm.params, buf)  # [B, L, V]
     logits = jnp.take_along_axis(out, jnp.clip(pos, 0, L - 1)[:, :, None], axis=1)
+    bad = _bad_rows(lm, tokens_in, valid, cache.lengths)[:, None] | (pos >= L)
+    logits = jnp.where(bad[..., None], jnp.nan, logits)
     return logits, JaxCache(buf, cache.lengths + jnp.sum(valid, -1, dtype=jnp.int32))
+
+
+def _bad_rows(lm: JaxCausalLM, tokens, valid, lengths):
+    """Rows whose logits are flagged NaN: a valid id outside ``[0, V)`` or a negative length."""
+    oor = jnp.any(valid & ((tokens < 0) | (tokens >= lm.vocab_size)), axis=-1)
+    return oor | (lengths < 0)
 
 
 @jax.jit
@@ -159,6 +224,7 @@ def _tree_logits(lm: JaxCausalLM, tokens, cache: JaxCache, valid, parents):
     B, T = tokens.shape
     L = cache.tokens.shape[1]
     lengths = cache.lengths
+    bad = _bad_rows(lm, tokens, valid, lengths) | ~forest_ok(parents)
     tokens = jnp.where(valid, tokens, 0).astype(jnp.int32)
     anc = tree_ancestors(parents)  # [B, T(node), T(ancestor)]
     depth = tree_depths(parents)  # [B, T]
@@ -174,6 +240,8 @@ def _tree_logits(lm: JaxCausalLM, tokens, cache: JaxCache, valid, parents):
     out = lm.apply_fn(lm.params, seqs.reshape(B * T, L)).reshape(B, T, L, -1)
     idx = jnp.clip(lengths[:, None] + depth, 0, L - 1)
     logits = jnp.take_along_axis(out, idx[:, :, None, None], axis=2)[:, :, 0]
+    bad = bad[:, None] | (valid & (lengths[:, None] + jnp.arange(T) >= L))
+    logits = jnp.where(bad[..., None], jnp.nan, logits)
     slots = lengths[:, None] + jnp.arange(T, dtype=jnp.int32)
     return logits, JaxCache(_scatter_rows(cache.tokens, slots, tokens), lengths)
 
@@ -216,7 +284,13 @@ def gpt_init(key: jax.Array, config: GPTConfig, dtype=jnp.float32) -> dict:
     The pytree mirrors ``transformers``' GPT-2 names: ``wte [V, d]``, ``wpe [P, d]``,
     ``h`` (a list of blocks with ``ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj``;
     dense weights are ``[in, out]``) and ``ln_f``.
+
+    Raises:
+      ValueError: a bad ``key``, or ``config`` not a :class:`GPTConfig` of positive ints with
+        ``n_embd`` divisible by ``n_head``.
     """
+    key = _v.check_key(key)
+    config = _check_config(config)
     d, V, P = config.n_embd, config.vocab_size, config.n_positions
     keys = iter(jax.random.split(key, 2 + 4 * config.n_layer))
 
@@ -243,10 +317,46 @@ def gpt_init(key: jax.Array, config: GPTConfig, dtype=jnp.float32) -> dict:
     }
 
 
+def _check_config(config) -> GPTConfig:
+    if not isinstance(config, GPTConfig):
+        raise TypeError(f"config: expected a GPTConfig, got {type(config).__name__}")
+    for f in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
+        x = getattr(config, f)
+        if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 1:
+            raise ValueError(f"config: {f} must be a positive int, got {x!r}")
+    if config.n_embd % config.n_head:
+        raise ValueError(f"config: n_embd={config.n_embd} is not divisible by n_head={config.n_head}")
+    eps = config.layer_norm_epsilon
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not (np.isfinite(eps) and eps > 0):
+        raise ValueError(f"config: layer_norm_epsilon must be a finite float > 0, got {eps!r}")
+    return config
+
+
 def gpt_logits(params: dict, tokens: ArrayLike, config: GPTConfig) -> jax.Array:
     """Causal logits ``float[N, S, V]`` of the GPT for ``tokens int[N, S]`` (``S <= n_positions``),
-    positions ``0..S-1``. Matches ``transformers.GPT2LMHeadModel`` with the same weights."""
-    tokens = jnp.asarray(tokens)
+    positions ``0..S-1``. Matches ``transformers.GPT2LMHeadModel`` with the same weights.
+
+    Raises:
+      ValueError: ``tokens`` not ``int[N, S]`` with ``S <= n_positions``, or (concrete tokens)
+        an id outside ``[0, vocab_size)``; ``config`` as in :func:`gpt_init`. Under
+        ``jax.jit`` an out-of-range id gives NaN logits for its row.
+    """
+    config = _check_config(config)
+    tokens = jnp.asarray(tokens) if _v.is_concrete(tokens) else tokens
+    if tokens.ndim != 2 or not jnp.issubdtype(tokens.dtype, jnp.integer):
+        raise ValueError(f"tokens: expected int[N, S], got {tokens.dtype}{list(tokens.shape)}")
+    if tokens.shape[1] > config.n_positions:
+        raise ValueError(f"tokens: S={tokens.shape[1]} exceeds n_positions={config.n_positions}")
+    oor = (tokens < 0) | (tokens >= config.vocab_size)
+    if _v.is_concrete(tokens) and bool(jnp.any(oor)):
+        raise ValueError(f"tokens: token ids must lie in [0, {config.vocab_size})")
+    logits = _gpt_logits(params, tokens, config)
+    if _v.is_concrete(tokens):
+        return logits
+    return jnp.where(jnp.any(oor, axis=1)[:, None, None], jnp.nan, logits)
+
+
+def _gpt_logits(params: dict, tokens, config: GPTConfig) -> jax.Array:
     N, S = tokens.shape
     H = config.n_head
     eps = config.layer_norm_epsilon
@@ -281,17 +391,23 @@ def gpt_from_pretrained(path) -> tuple[GPTConfig, dict]:
 
     Raises:
       ValueError: the checkpoint is not a plain GPT-2 this module reproduces.
+      FileNotFoundError: ``config.json`` or ``model.safetensors`` is missing under ``path``.
     """
     from safetensors.numpy import load_file
 
+    if not isinstance(path, (str, pathlib.PurePath)):
+        raise TypeError(f"path: expected a directory path, got {type(path).__name__}")
     path = pathlib.Path(path)
+    for f in ("config.json", "model.safetensors"):
+        if not (path / f).is_file():
+            raise FileNotFoundError(f"path: {path / f} not found (expected a save_pretrained directory)")
     c = json.loads((path / "config.json").read_text())
     if c.get("model_type") != "gpt2" or c.get("activation_function") != "gelu_new" or c.get(
         "n_inner"
     ) not in (None, 4 * c["n_embd"]) or not c.get("tie_word_embeddings", True) or c.get(
         "scale_attn_by_inverse_layer_idx"
     ):
-        raise ValueError(f"{path} is not a plain tied GPT-2 with gelu_new")
+        raise ValueError(f"path: {path} is not a plain tied GPT-2 with gelu_new")
     config = GPTConfig(c["vocab_size"], c["n_positions"], c["n_embd"], c["n_layer"], c["n_head"],
                        c.get("layer_norm_epsilon", 1e-5))
     tensors = load_file(path / "model.safetensors")

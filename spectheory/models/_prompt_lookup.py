@@ -11,7 +11,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
+
+from spectheory import _validation as _v
 
 __all__ = ["PromptLookupDraft", "prompt_lookup", "point_mass"]
 
@@ -57,18 +60,26 @@ def prompt_lookup(
     past ``num_drafts`` (verifying them only wastes work; a caller may cut the chain at
     ``num_drafts``).
 
-    Pure JAX; ``vmap`` over ``(context, length)`` for a batch.
+    Pure JAX; ``vmap`` over ``(context, length)`` for a batch. Under ``jax.jit`` a traced
+    ``length`` outside ``[0, S]`` gives the flag: every token ``-1``, ``num_drafts = 0`` and
+    ``ngram = -1``.
 
     Args:
       context: ``int[S]`` token ids; only the first ``length`` are read.
-      length: valid length of ``context`` (scalar int, may be traced); default ``S``.
-      num_drafts: ``γ``, number of tokens to propose (static).
+      length: valid length of ``context`` (scalar int, may be traced), ``0 <= length <= S``;
+        default ``S``.
+      num_drafts: ``γ``, number of tokens to propose (static), an int ``>= 1``.
       max_ngram: longest suffix tried (static).
       min_ngram: shortest suffix tried (static), ``1 <= min_ngram <= max_ngram``.
-      pad_token: filler for entries past ``num_drafts``.
+      pad_token: filler (an int) for entries past ``num_drafts``.
 
     Returns:
       :class:`PromptLookupDraft`.
+
+    Raises:
+      ValueError: ``context`` not ``int[S]``; ``length`` not a scalar int (or, concrete,
+        outside ``[0, S]``); ``num_drafts``, ``min_ngram``, ``max_ngram`` not ints ``>= 1`` or
+        ``min_ngram > max_ngram``; ``pad_token`` not an int.
 
     Example:
       >>> import jax.numpy as jnp
@@ -79,13 +90,29 @@ def prompt_lookup(
     References:
       Saxena, Prompt Lookup Decoding (2023).
     """
-    if not 1 <= min_ngram <= max_ngram:
-        raise ValueError(f"need 1 <= min_ngram <= max_ngram, got {min_ngram}, {max_ngram}")
-    context = jnp.asarray(context)
-    if context.ndim != 1:
-        raise ValueError(f"context must be int[S] (vmap for batches), got shape {context.shape}")
+    num_drafts = _v.check_count(num_drafts, "num_drafts", minimum=1)
+    min_ngram = _v.check_count(min_ngram, "min_ngram", minimum=1)
+    max_ngram = _v.check_count(max_ngram, "max_ngram", minimum=1)
+    if min_ngram > max_ngram:
+        raise ValueError(f"min_ngram: need 1 <= min_ngram <= max_ngram, got {min_ngram}, {max_ngram}")
+    if isinstance(pad_token, bool) or not isinstance(pad_token, (int, np.integer)):
+        raise ValueError(f"pad_token: expected an int token id, got {pad_token!r}")
+    if context is None or isinstance(context, (str, bytes)):
+        raise ValueError(f"context: expected int[S], got {type(context).__name__}")
+    context = jnp.asarray(context) if _v.is_concrete(context) else context
+    if context.ndim != 1 or not jnp.issubdtype(context.dtype, jnp.integer):
+        raise ValueError(f"context: expected int[S] (vmap for batches), got {context.dtype}{list(context.shape)}")
     S = context.shape[0]
-    length = jnp.asarray(S if length is None else length, jnp.int32)
+    if length is None:
+        length = jnp.int32(S)
+    else:
+        if isinstance(length, bool) or not (isinstance(length, (int, np.integer)) or (
+                hasattr(length, "dtype") and jnp.issubdtype(length.dtype, jnp.integer) and jnp.ndim(length) == 0)):
+            raise ValueError(f"length: expected a scalar int, got {length!r}")
+        if _v.is_concrete(length) and not 0 <= int(length) <= S:
+            raise ValueError(f"length: expected 0 <= length <= {S}, got {int(length)}")
+        length = jnp.asarray(length, jnp.int32)
+    bad_length = (length < 0) | (length > S)
     starts = jnp.arange(S)
 
     best_s = jnp.int32(-1)
@@ -103,6 +130,10 @@ def prompt_lookup(
     i = jnp.arange(num_drafts)
     drafts = jnp.take(context, jnp.clip(begin + i, 0, S - 1))
     drafts = jnp.where(i < count, drafts, pad_token).astype(jnp.int32)
+    # traced length outside [0, S]: the flag (tokens -1, num_drafts 0, ngram -1)
+    drafts = jnp.where(bad_length, -1, drafts).astype(jnp.int32)
+    count = jnp.where(bad_length, 0, count).astype(jnp.int32)
+    best_n = jnp.where(bad_length, -1, best_n).astype(jnp.int32)
     return PromptLookupDraft(drafts, count, best_n)
 
 
@@ -110,10 +141,31 @@ def point_mass(tokens: ArrayLike, vocab_size: int, dtype=jnp.float32) -> jax.Arr
     r"""Draft law of a deterministic proposal: ``q[..., v] = 1`` iff ``v == tokens[...]``.
 
     Args:
-      tokens: ``int[...]``.
-      vocab_size: ``V``.
+      tokens: ``int[...]``, ids in ``[0, V)``.
+      vocab_size: ``V``, an int ``>= 1``.
+      dtype: floating dtype of the rows.
 
     Returns:
-      ``float[..., V]`` one-hot rows.
+      ``float[..., V]`` one-hot rows; under ``jax.jit`` an id outside ``[0, V)`` gives a NaN
+      row (never a plausible law).
+
+    Raises:
+      ValueError: ``vocab_size`` not an int ``>= 1``, ``tokens`` not integer, or (concrete) an
+        id outside ``[0, V)``.
+
+    >>> point_mass(jnp.array([2, 0]), 3).tolist()
+    [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
     """
-    return jax.nn.one_hot(jnp.asarray(tokens), vocab_size, dtype=dtype)
+    vocab_size = _v.check_count(vocab_size, "vocab_size", minimum=1)
+    if tokens is None or isinstance(tokens, (str, bytes)):
+        raise ValueError(f"tokens: expected integer token ids, got {type(tokens).__name__}")
+    tokens = jnp.asarray(tokens) if _v.is_concrete(tokens) else tokens
+    if not jnp.issubdtype(tokens.dtype, jnp.integer):
+        raise ValueError(f"tokens: expected integer token ids, got dtype {tokens.dtype}")
+    if not jnp.issubdtype(jnp.dtype(dtype), jnp.floating):
+        raise ValueError(f"dtype: expected a floating dtype, got {dtype}")
+    if _v.is_concrete(tokens):
+        _v.as_tokens(tokens, "tokens", vocab_size, ndim=None)
+        return jax.nn.one_hot(tokens, vocab_size, dtype=dtype)
+    oor = (tokens < 0) | (tokens >= vocab_size)
+    return jnp.where(oor[..., None], jnp.nan, jax.nn.one_hot(tokens, vocab_size, dtype=dtype)).astype(dtype)

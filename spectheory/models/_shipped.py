@@ -47,9 +47,14 @@ _DATA = pathlib.Path(__file__).resolve().parent / "data"
 
 
 def shipped_model_path(name: str) -> pathlib.Path:
-    """Directory of a shipped model (``"target"`` or ``"draft"``), for ``from_pretrained``."""
-    if name not in SHIPPED_MODELS:
-        raise ValueError(f"unknown shipped model {name!r}; choose from {SHIPPED_MODELS}")
+    """Directory of a shipped model (``"target"`` or ``"draft"``), for ``from_pretrained``.
+
+    Raises:
+      ValueError: ``name`` is not one of :data:`SHIPPED_MODELS`.
+      FileNotFoundError: the model's files are missing.
+    """
+    if not isinstance(name, str) or name not in SHIPPED_MODELS:
+        raise ValueError(f"name: unknown shipped model {name!r}; choose from {SHIPPED_MODELS}")
     path = _DATA / name
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"shipped model files missing under {path}")
@@ -73,12 +78,34 @@ def shipped_training_summary() -> dict:
 
 
 def encode_bytes(text: str | bytes) -> np.ndarray:
-    """Token ids (``int32[S]``) of a string (UTF-8) or bytes."""
+    """Token ids (``int32[S]``) of a string (UTF-8) or bytes.
+
+    Raises:
+      TypeError: ``text`` is neither a ``str`` nor bytes-like (``bytes``, ``bytearray``,
+        ``memoryview``); an int would otherwise become that many zero bytes.
+
+    >>> encode_bytes("hi").tolist()
+    [104, 105]
+    """
+    if not isinstance(text, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"text: expected a str or bytes, got {type(text).__name__}")
     data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
     return np.frombuffer(data, dtype=np.uint8).astype(np.int32)
 
 
 def decode_bytes(tokens: ArrayLike) -> str:
-    """Text of token ids (``EOS`` and other ids >= 256 are dropped; bad UTF-8 is replaced)."""
+    """Text of token ids: ids outside ``[0, 256)`` (``EOS``, the padding ``-1``) are dropped,
+    bad UTF-8 is replaced.
+
+    Raises:
+      ValueError: ``tokens`` are not integer ids (floats would be truncated).
+
+    >>> decode_bytes([104, 105, EOS, -1])
+    'hi'
+    """
+    if tokens is None or isinstance(tokens, (str, bytes)):
+        raise ValueError(f"tokens: expected integer token ids, got {type(tokens).__name__}")
     t = np.asarray(jnp.asarray(tokens)).reshape(-1)
+    if t.size and (t.dtype == bool or not np.issubdtype(t.dtype, np.integer)):
+        raise ValueError(f"tokens: expected integer token ids, got dtype {t.dtype}")
     return bytes(int(x) for x in t if 0 <= x < 256).decode("utf-8", errors="replace")

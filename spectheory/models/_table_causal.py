@@ -14,7 +14,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from spectheory.models._causal_lm import check_parents, check_path, tree_paths
+from spectheory.models._causal_lm import (
+    check_batch_size,
+    check_call,
+    check_keep,
+    check_lengths,
+    check_max_len,
+    check_parents,
+    check_path,
+    tree_paths,
+)
 from spectheory.models._table import TableLM
 
 __all__ = ["TableCausalLM", "TableCache"]
@@ -35,8 +44,8 @@ class TableCache:
     """
 
     def __init__(self, batch_size: int, max_len: Optional[int]):
-        self.rows: list[list[int]] = [[] for _ in range(batch_size)]
-        self.max_len = max_len
+        self.rows: list[list[int]] = [[] for _ in range(check_batch_size(batch_size))]
+        self.max_len = check_max_len(max_len)
         self.pending = None
 
 
@@ -61,19 +70,25 @@ class TableCausalLM:
 
     def __init__(self, table: TableLM, max_len: Optional[int] = None):
         if not isinstance(table, TableLM):
-            raise ValueError(f"table: expected a TableLM, got {type(table).__name__}")
+            raise TypeError(f"table: expected a TableLM, got {type(table).__name__}")
         self.table = table
-        self.max_len = max_len
+        self.max_len = check_max_len(max_len)
 
     @property
     def vocab_size(self) -> int:
         return self.table.vocab_size
 
     def init_cache(self, batch_size: int, max_len: Optional[int] = None) -> TableCache:
-        return TableCache(int(batch_size), self.max_len if max_len is None else int(max_len))
+        return TableCache(batch_size, self.max_len if max_len is None else max_len)
+
+    @staticmethod
+    def _cache(cache) -> TableCache:
+        if not isinstance(cache, TableCache):
+            raise TypeError(f"cache: expected a TableCache (from init_cache), got {type(cache).__name__}")
+        return cache
 
     def lengths(self, cache: TableCache) -> jax.Array:
-        return jnp.asarray([len(r) for r in cache.rows], jnp.int32)
+        return jnp.asarray([len(r) for r in self._cache(cache).rows], jnp.int32)
 
     def _log_law(self, prefix) -> np.ndarray:
         law = self.table.next_law(prefix)
@@ -81,21 +96,18 @@ class TableCausalLM:
             return np.where(law > 0, np.log(np.maximum(law, 1e-300)), ZERO_LOGIT)
 
     def rollback(self, cache: TableCache, lengths: ArrayLike) -> TableCache:
-        new = np.asarray(lengths).astype(np.int64)
-        cur = np.array([len(r) for r in cache.rows])
-        if new.shape != cur.shape or np.any(new < 0) or np.any(new > cur):
-            raise ValueError(f"rollback: need 0 <= lengths <= {cur.tolist()}, got {new.tolist()}")
+        cache = self._cache(cache)
+        new = check_lengths(lengths, np.array([len(r) for r in cache.rows]))
         cache.rows = [r[: int(n)] for r, n in zip(cache.rows, new)]
         cache.pending = None
         return cache
 
     def commit(self, cache: TableCache, keep: ArrayLike) -> TableCache:
+        cache = self._cache(cache)
         if cache.pending is None:
-            raise ValueError("commit must directly follow a tree-mode logits call")
+            raise ValueError("cache: commit must directly follow a tree-mode logits call")
         parents, valid, tokens = cache.pending
-        keep = np.asarray(keep, bool)
-        if keep.shape != valid.shape:
-            raise ValueError(f"keep must have shape {valid.shape}, got {keep.shape}")
+        keep = check_keep(keep, valid.shape)
         check_path(keep, parents, valid)
         for b in range(keep.shape[0]):
             cache.rows[b] = cache.rows[b] + [int(t) for t in tokens[b][keep[b]]]
@@ -104,17 +116,19 @@ class TableCausalLM:
 
     def logits(self, tokens: ArrayLike, cache: TableCache, *, valid: Optional[ArrayLike] = None,
                parents: Optional[ArrayLike] = None):
-        tokens = np.asarray(tokens)
-        if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):
-            raise ValueError(f"tokens must be int[B, T], got {tokens.dtype}{list(tokens.shape)}")
+        cache = self._cache(cache)
+        tokens, valid = check_call(tokens, valid, self.vocab_size, len(cache.rows), host=True)
         B, T = tokens.shape
-        if B != len(cache.rows):
-            raise ValueError(f"batch size {B} != the cache's {len(cache.rows)}")
-        valid = np.ones((B, T), bool) if valid is None else np.asarray(valid, bool)
-        if valid.shape != (B, T):
-            raise ValueError(f"valid must have shape {(B, T)}, got {valid.shape}")
-        if np.any(valid & ((tokens < 0) | (tokens >= self.vocab_size))):
-            raise ValueError(f"token ids must lie in [0, {self.vocab_size})")
+        if parents is not None:
+            parents = check_parents(parents, T, B)
+            for b in range(B):
+                if np.any(valid[b] & (parents[b] >= 0) & ~valid[b][np.maximum(parents[b], 0)]):
+                    raise ValueError("valid: a valid tree node has an invalid (padding) parent")
+        if cache.max_len is not None:
+            grow = valid.sum(axis=1) if parents is None else np.where(valid.any(axis=1), _max_depth(parents) + 1, 0)
+            longest = max(len(r) + int(g) for r, g in zip(cache.rows, grow))
+            if longest > cache.max_len:
+                raise ValueError(f"tokens: a row would reach length {longest} > max_len={cache.max_len}")
         cache.pending = None
         V = self.vocab_size
         out = np.zeros((B, T, V))
@@ -125,16 +139,19 @@ class TableCausalLM:
                     if valid[b, t]:
                         row.append(int(tokens[b, t]))
                         out[b, t] = self._log_law(row)
-                if cache.max_len is not None and len(row) > cache.max_len:
-                    raise ValueError(f"row {b} exceeds max_len={cache.max_len}")
         else:
-            parents = check_parents(parents, T, B)
             for b in range(B):
                 paths = tree_paths(parents[b])
                 for i in range(T):
                     if valid[b, i]:
-                        if not all(valid[b, j] for j in paths[i]):
-                            raise ValueError("a valid tree node has an invalid (padding) parent")
                         out[b, i] = self._log_law(cache.rows[b] + [int(tokens[b, j]) for j in paths[i]])
             cache.pending = (parents, valid, tokens)
         return jnp.asarray(out), cache
+
+
+def _max_depth(parents: np.ndarray) -> np.ndarray:
+    """Largest node depth of every row of a checked forest ``int[B, T]``."""
+    depth = np.zeros(parents.shape, np.int64)
+    for i in range(parents.shape[1]):
+        depth[:, i] = np.where(parents[:, i] >= 0, depth[np.arange(parents.shape[0]), np.maximum(parents[:, i], 0)] + 1, 0)
+    return depth.max(axis=1) if parents.shape[1] else np.zeros(parents.shape[0], np.int64)
