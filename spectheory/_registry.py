@@ -80,10 +80,12 @@ class DraftScheme(NamedTuple):
         are listed.
       children: ``children(key, logq float[V], b) -> (tokens int32[b], valid bool[b])``, the
         log-space sampler a draft tree uses for the ``b`` children of a node: the same law as
-        ``sample`` on ``exp(logq)``, never raising, jit-clean for static ``b``; when ``logq``
-        has fewer than ``b`` finite entries and the scheme draws distinct tokens, the valid
-        children are a prefix (``valid``) whose law is ``law(q, #valid)``. ``None`` for schemes
-        trees cannot carry.
+        ``sample`` on ``exp(logq)``, jit-clean for static ``b``; when ``logq`` has fewer than
+        ``b`` finite entries and the scheme draws distinct tokens, the valid children are a
+        prefix (``valid``) whose law is ``law(q, #valid)``. Called eagerly it checks its input
+        (``ValueError`` naming ``key``, ``logq`` or ``b``); under ``jit`` an invalid ``logq``
+        (NaN, ``+inf``, no finite entry, not normalised) gives every slot token ``-1`` and
+        ``valid`` false. ``None`` for schemes trees cannot carry.
       family: the law of the *set* of drafts (what the optimal acceptance depends on), for
         :func:`spectheory.bounds.optimal_acceptance`: ``"iid"``, ``"without_replacement"`` or
         ``"greedy"`` (the ``n - 1`` most likely tokens and one draw from the rest); ``None``
@@ -117,8 +119,10 @@ class DraftScheme(NamedTuple):
 
     def children_law(self, q, n: int):
         """Exact law of the children ``children`` draws with fan-out ``n`` from ``q``:
-        ``law(q, fan_out(n, #{q > 0}))`` (host side, float64)."""
-        q = np.asarray(q, dtype=np.float64)
+        ``law(q, fan_out(n, #{q > 0}))`` (host side, float64; ``ValueError`` naming ``q`` or
+        ``n``)."""
+        n = _v.check_n(n)
+        q = np.asarray(_v.as_probs(np.asarray(q, dtype=np.float64), "q"), dtype=np.float64)
         return self.law(q, self.fan_out(n, int(np.sum(q > 0))))
 
 
