@@ -309,7 +309,7 @@ def tree_acceptance_probabilities(parents, accept_probs):
         anc = anc[anc]
     if any_traced(a):
         sib = jnp.zeros(a.shape, a.dtype).at[..., jnp.asarray(par[1:])].add(a[..., 1:])
-        ok = jnp.all(_alpha_ok(a[..., 1:]), -1) & jnp.all(sib <= 1 + 1e-6, -1)
+        ok = jnp.all(_alpha_ok(a), -1) & jnp.all(sib <= 1 + 1e-6, -1)
         prod = nan_where(ok, prod)
     return prod
 

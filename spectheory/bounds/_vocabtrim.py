@@ -38,20 +38,20 @@ def _check_frequency(frequency, V):
     return f
 
 
-def _check_ms(ms, V):
+def _check_ms(ms, V, name="ms"):
     arr = np.asarray(ms) if is_concrete(ms) else None
     if arr is None:
         scalar = jnp.ndim(ms) == 0
         m = jnp.atleast_1d(ms)
         if not jnp.issubdtype(m.dtype, jnp.integer) or m.ndim != 1:
-            raise ValueError("ms: expected an int or a 1-d int array of vocabulary sizes")
+            raise ValueError(f"{name}: expected an int or a 1-d int array of vocabulary sizes")
         return m, scalar
     scalar = arr.ndim == 0
     arr = np.atleast_1d(arr)
     if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"ms: expected ints (or a 1-d int array) in [1, {V}], got {ms!r}")
+        raise ValueError(f"{name}: expected ints (or a 1-d int array) in [1, {V}], got {ms!r}")
     if arr.min() < 1 or arr.max() > V:
-        raise ValueError(f"ms: kept vocabulary sizes must lie in [1, {V}], got {arr.min()}..{arr.max()}")
+        raise ValueError(f"{name}: kept vocabulary sizes must lie in [1, {V}], got {arr.min()}..{arr.max()}")
     return jnp.asarray(arr, jnp.int32), scalar
 
 
@@ -88,7 +88,7 @@ def _trim(q, kept):
     return w / jnp.where(Z > 0, Z, 1), Z[..., 0]
 
 
-def _prepare(p, q, frequency, ms):
+def _prepare(p, q, frequency, ms, ms_name="ms"):
     if p is not None:
         p = as_probs(p, "p", ndim=None)
     q = as_probs(q, "q", ndim=None)
@@ -109,7 +109,7 @@ def _prepare(p, q, frequency, ms):
         q = jnp.broadcast_to(q, lead + (V,))
         if p is not None:
             p = jnp.broadcast_to(p, lead + (V,))
-    m, scalar = _check_ms(ms, V)
+    m, scalar = _check_ms(ms, V, ms_name)
     checks = _traced_ok(p, q, None if frequency is None else freq, m, V) if traced else None
     return p, q, freq, m, scalar, lead, checks
 
@@ -151,7 +151,7 @@ def trim_draft(q, m, frequency=None) -> jax.Array:
     """
     if is_concrete(m) and (isinstance(m, bool) or np.ndim(m) != 0):
         raise ValueError(f"m: expected a single int, got {m!r}")
-    _, q, freq, mm, scalar, _, checks = _prepare(None, q, frequency, m)
+    _, q, freq, mm, scalar, _, checks = _prepare(None, q, frequency, m, "m")
     if not scalar:
         raise ValueError(f"m: expected a single int, got {m!r}")
     out, _ = _trim(q, _rank_order(freq)(mm[0]))

@@ -106,8 +106,8 @@ def stochastic_beam_search_with_gumbels(gumbels, log_probs_fn: Callable, beam_wi
       depth: static ``D``.
 
     Returns:
-      :class:`BeamResult`. Under ``jit``/``vmap`` a slot reached through NaN noise or NaN
-      log-probabilities has ``valid`` false and a NaN or ``-inf`` score.
+      :class:`BeamResult`. Under ``jit``/``vmap`` non-finite noise makes every slot invalid
+      with NaN scores, and a slot reached through NaN log-probabilities has ``valid`` false.
 
     Raises:
       ValueError: a bad ``beam_width``/``depth``, ``gumbels`` of the wrong shape, dtype or
@@ -170,7 +170,12 @@ def stochastic_beam_search_with_gumbels(gumbels, log_probs_fn: Callable, beam_wi
         lp.append(jnp.where(valid, parent if t > 0 else -1, -1).astype(jnp.int32))
         lg.append(G)
         lv.append(valid)
-    return BeamResult(seqs, phi, G, valid, jnp.stack(lt), jnp.stack(lp), jnp.stack(lg), jnp.stack(lv))
+    lg, lv = jnp.stack(lg), jnp.stack(lv)
+    if any_traced(gumbels):  # eager calls reject non-finite noise; traced: flag every slot
+        ok = jnp.all(jnp.abs(gumbels) < jnp.inf)
+        phi, G, lg = (jnp.where(ok, a, jnp.nan) for a in (phi, G, lg))
+        valid, lv = valid & ok, lv & ok
+    return BeamResult(seqs, phi, G, valid, jnp.stack(lt), jnp.stack(lp), lg, lv)
 
 
 def stochastic_beam_search(key, log_probs_fn: Callable, beam_width: int, depth: int, vocab_size: int) -> BeamResult:

@@ -28,7 +28,7 @@ def _check_support(logits, k: int) -> None:
         support = np.sum(np.asarray(logits) > -np.inf, axis=-1)
         if np.any(support < k):
             raise ValueError(
-                f"k={k} is too large for sampling without replacement: a row has only "
+                f"k={k} is too large for these logits (sampling without replacement): a row has only "
                 f"{int(np.min(support))} tokens of positive probability")
 
 

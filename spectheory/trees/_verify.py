@@ -18,9 +18,9 @@ from spectheory.trees._tree import DraftTree, _as_scheme, _check_tree, tree_from
 class TreeResult(NamedTuple):
     """Outcome of verifying one draft tree.
 
-    Under ``jit``/``vmap``, invalid input (a row of ``p`` or ``q`` read by the walk that is not
-    a law, uniforms outside ``[0, 1)``, valid node tokens outside ``[0, V)``) gives the flag:
-    every entry ``-1``.
+    Under ``jit``/``vmap``, invalid input (NaN or inf anywhere in ``p`` or ``q``, a row read by
+    the walk that is not a law, uniforms outside ``[0, 1)``, valid node tokens outside
+    ``[0, V)``) gives the flag: every entry ``-1``.
 
     Attributes:
       tokens: the emitted tokens: the accepted path followed by one residual or bonus token,
@@ -233,7 +233,7 @@ def tree_verify_with_uniforms(uniforms, tree: DraftTree, p, q, node_rule: Union[
         slot_of[m] = i
 
     traced = any_traced(p, q, u, tree.token, tree.children, tree.num_children, tree.valid)
-    laws_ok = jnp.ones((), bool)
+    laws_ok = jnp.all(jnp.abs(p) < jnp.inf) & jnp.all(jnp.abs(q) < jnp.inf) if traced else None
     row = jnp.zeros((), jnp.int32)
     done = jnp.zeros((), bool)
     k = jnp.zeros((), jnp.int32)
