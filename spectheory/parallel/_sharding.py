@@ -114,7 +114,7 @@ def sharded_vmap(fn: Callable, mesh: Optional[Mesh] = None, *, in_axes=0, axis_n
             raise ValueError("in_axes: a mapped argument (in_axes 0) needs a leading batch axis, got a scalar")
         sizes = {jnp.shape(x)[0] for x, a in zip(args, axes) if a == 0}
         if len(sizes) != 1:
-            raise ValueError(f"in_axes: mapped arguments must share one batch size, got {sorted(sizes)}")
+            raise ValueError(f"in_axes: mapped arguments must share the batch size, got {sorted(sizes)}")
         B = sizes.pop()
         if B == 0:
             raise ValueError("in_axes: the mapped arguments have an empty batch")

@@ -150,7 +150,8 @@ def tree_num_uniforms(tree: DraftTree, node_rule: Union[str, Rule], vocab_size: 
       int.
 
     Raises:
-      ValueError, TypeError: a bad ``tree``, ``node_rule`` or ``vocab_size``.
+      ValueError, TypeError: a bad ``tree``, ``node_rule`` or ``vocab_size``, or a rule that may
+        not verify the tree's children (:func:`check_pairing`).
 
     >>> tree_num_uniforms(tree_from_parents([1, 0], [-1, 0], "iid"), "single", 2)
     6
@@ -158,9 +159,8 @@ def tree_num_uniforms(tree: DraftTree, node_rule: Union[str, Rule], vocab_size: 
     References:
       Leviathan et al. 2023 (arXiv 2211.17192) (explicit uniforms per decision).
     """
-    _check_tree(tree)
-    V = _v.check_count(vocab_size, "vocab_size")
-    _, S = _per_step(_as_rule(node_rule), tree.children.shape[-1], V)
+    r = check_pairing(tree, node_rule, vocab_size)
+    _, S = _per_step(r, tree.children.shape[-1], int(vocab_size))
     return (tree.max_depth + 1) * S
 
 
