@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import signal
+import sys
 from contextlib import contextmanager
 
 import jax
@@ -168,14 +169,11 @@ KNOWN_GAPS: set = {
     ('spectheory.models.point_mass', 'eager', 'id_float'),
     ('spectheory.models.point_mass', 'eager', 'id_range'),
     ('spectheory.models.point_mass', 'jit', 'id_range'),
-    ('spectheory.models.prompt_lookup', 'eager', 'count'),
+    ('spectheory.models.prompt_lookup', 'eager', 'count', 'num_drafts'),
     ('spectheory.models.prompt_lookup', 'eager', 'id_float'),
     ('spectheory.models.prompt_lookup', 'eager', 'id_range'),
     ('spectheory.models.shipped_model_path', 'eager', 'type'),
     ('spectheory.models.torch_to_jax', 'eager', 'type'),
-    ('spectheory.models.tree_ancestors', 'eager', 'tree'),
-    ('spectheory.models.tree_depths', 'eager', 'tree'),
-    ('spectheory.models.tree_paths', 'eager', 'tree'),
     ('spectheory.register', 'eager', 'rule'),
     ('spectheory.rule', 'eager', 'rule'),
     ('spectheory.testing.check_lossless', 'eager', 'count'),
@@ -203,7 +201,6 @@ KNOWN_GAPS: set = {
     ('spectheory.verify.RSD', 'jit', 'unnormalised'),
     ('spectheory.verify.RSD', 'jit', 'zero_law'),
     ('spectheory.verify.RSD', 'vmap', 'nan'),
-    ('spectheory.verify.SINGLE', 'jit', 'id_range'),
     ('spectheory.verify.SINGLE', 'jit', 'inf'),
     ('spectheory.verify.SINGLE', 'jit', 'nan'),
     ('spectheory.verify.SINGLE', 'jit', 'negative'),
@@ -250,11 +247,9 @@ KNOWN_GAPS: set = {
     ('spectheory.verify.block_quantities', 'jit', 'unnormalised'),
     ('spectheory.verify.block_quantities', 'jit', 'zero_law'),
     ('spectheory.verify.block_quantities', 'vmap', 'nan'),
-    ('spectheory.verify.block_with_uniforms', 'jit', 'id_range'),
     ('spectheory.verify.block_with_uniforms', 'jit', 'inf'),
     ('spectheory.verify.block_with_uniforms', 'jit', 'nan'),
     ('spectheory.verify.block_with_uniforms', 'jit', 'negative'),
-    ('spectheory.verify.block_with_uniforms', 'jit', 'param'),
     ('spectheory.verify.block_with_uniforms', 'jit', 'unnormalised'),
     ('spectheory.verify.block_with_uniforms', 'jit', 'zero_law'),
     ('spectheory.verify.block_with_uniforms', 'vmap', 'nan'),
@@ -265,9 +260,8 @@ KNOWN_GAPS: set = {
     ('spectheory.verify.chain', 'jit', 'unnormalised'),
     ('spectheory.verify.chain', 'jit', 'zero_law'),
     ('spectheory.verify.chain', 'vmap', 'nan'),
-    ('spectheory.verify.chain_from_logits', 'jit', 'nan', 'draft_logits'),
-    ('spectheory.verify.chain_from_logits', 'vmap', 'nan', 'draft_logits'),
-    ('spectheory.verify.chain_from_logits_with_uniforms', 'vmap', 'nan', 'draft_logits'),
+    ('spectheory.verify.chain_from_logits', 'jit', 'id_range'),
+    ('spectheory.verify.chain_from_logits', 'vmap', 'nan'),
     ('spectheory.verify.chain_kernel', 'jit', 'id_range'),
     ('spectheory.verify.chain_kernel', 'jit', 'inf'),
     ('spectheory.verify.chain_kernel', 'jit', 'nan'),
@@ -299,10 +293,10 @@ KNOWN_GAPS: set = {
     ('spectheory.verify.rsd_laws', 'eager', 'zero_law'),
     ('spectheory.verify.rsd_laws', 'jit', 'id_range'),
     ('spectheory.verify.rsd_laws', 'jit', 'inf'),
+    ('spectheory.verify.rsd_laws', 'jit', 'nan'),
     ('spectheory.verify.rsd_laws', 'jit', 'negative'),
     ('spectheory.verify.rsd_laws', 'jit', 'unnormalised'),
     ('spectheory.verify.rsd_laws', 'jit', 'zero_law'),
-    ('spectheory.verify.rsd_laws', 'vmap', 'nan'),
     ('spectheory.verify.single_acceptance', 'jit', 'inf'),
     ('spectheory.verify.single_acceptance', 'jit', 'negative'),
     ('spectheory.verify.single_acceptance', 'jit', 'unnormalised'),
@@ -345,20 +339,10 @@ KNOWN_GAPS: set = {
     ('spectheory.verify.specinfer_thresholds', 'jit', 'unnormalised'),
     ('spectheory.verify.specinfer_thresholds', 'jit', 'zero_law'),
     ('spectheory.verify.specinfer_thresholds', 'vmap', 'nan'),
-    ('spectheory.verify.spectr_acceptance', 'eager', 'inf'),
-    ('spectheory.verify.spectr_acceptance', 'eager', 'n'),
-    ('spectheory.verify.spectr_acceptance', 'eager', 'nan'),
-    ('spectheory.verify.spectr_acceptance', 'eager', 'negative'),
-    ('spectheory.verify.spectr_acceptance', 'eager', 'shape'),
-    ('spectheory.verify.spectr_acceptance', 'eager', 'unnormalised'),
-    ('spectheory.verify.spectr_acceptance', 'eager', 'vocab'),
-    ('spectheory.verify.spectr_acceptance', 'eager', 'zero_law'),
     ('spectheory.verify.spectr_acceptance', 'jit', 'inf'),
-    ('spectheory.verify.spectr_acceptance', 'jit', 'nan'),
     ('spectheory.verify.spectr_acceptance', 'jit', 'negative'),
     ('spectheory.verify.spectr_acceptance', 'jit', 'unnormalised'),
     ('spectheory.verify.spectr_acceptance', 'jit', 'zero_law'),
-    ('spectheory.verify.spectr_acceptance', 'vmap', 'nan'),
     ('spectheory.verify.spectr_residual', 'eager', 'inf'),
     ('spectheory.verify.spectr_residual', 'eager', 'nan'),
     ('spectheory.verify.spectr_residual', 'eager', 'negative'),
@@ -373,14 +357,6 @@ KNOWN_GAPS: set = {
     ('spectheory.verify.spectr_residual', 'jit', 'unnormalised'),
     ('spectheory.verify.spectr_residual', 'jit', 'zero_law'),
     ('spectheory.verify.spectr_residual', 'vmap', 'nan'),
-    ('spectheory.verify.spectr_rho', 'eager', 'inf'),
-    ('spectheory.verify.spectr_rho', 'eager', 'n'),
-    ('spectheory.verify.spectr_rho', 'eager', 'nan'),
-    ('spectheory.verify.spectr_rho', 'eager', 'negative'),
-    ('spectheory.verify.spectr_rho', 'eager', 'shape'),
-    ('spectheory.verify.spectr_rho', 'eager', 'unnormalised'),
-    ('spectheory.verify.spectr_rho', 'eager', 'vocab'),
-    ('spectheory.verify.spectr_rho', 'eager', 'zero_law'),
     ('spectheory.verify.spectr_rho', 'jit', 'inf'),
     ('spectheory.verify.spectr_rho', 'jit', 'nan'),
     ('spectheory.verify.spectr_rho', 'jit', 'negative'),
@@ -388,14 +364,21 @@ KNOWN_GAPS: set = {
     ('spectheory.verify.spectr_rho', 'jit', 'zero_law'),
     ('spectheory.verify.spectr_rho', 'vmap', 'nan'),
     ('spectheory.verify.warp_logits', 'eager', 'nan'),
-    ('spectheory.verify.warp_logits', 'eager', 'param'),
     ('spectheory.verify.warp_logits', 'jit', 'nan'),
     ('spectheory.verify.warp_logits', 'vmap', 'nan'),
+    ('spectheory.models.tree_paths', 'eager', 'tree'),
+    ('spectheory.models.tree_depths', 'eager', 'tree'),
+    ('spectheory.models.tree_ancestors', 'eager', 'tree'),
 }
+
+# Hypothesis' per-test state deepens the stack over a thousand parametrized @given tests in one
+# process (a RecursionError inside hypothesis after ~900 of them); the default limit of 1000 is
+# too small for this module.
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 6000))
 
 #: Seconds one call may take before it counts as a hang.
 TIME_LIMIT = 60
-#: Known hangs (outside this area): a legal call returns at once, so a short limit keeps them cheap.
+#: Known hangs (outside this area), run in a subprocess by test_known_hangs.
 HANGS = {("spectheory.models.tree_paths", "eager", "tree"), ("spectheory.models.tree_depths", "eager", "tree"),
          ("spectheory.models.tree_ancestors", "eager", "tree")}
 EXAMPLES = 2
@@ -451,6 +434,8 @@ def _params():
             traced_modes = ["jit"] + (["vmap"] if case.name == "nan" else [])
             modes = ["eager"] + (traced_modes if case.value and entry.traced else [])
             for mode in modes:
+                if (name, mode, case.name) in HANGS:
+                    continue  # run in a subprocess by test_known_hangs
                 key = (name, mode, case.name, str(case.arg))
                 if key in seen:
                     continue
@@ -487,7 +472,7 @@ def test_bad_input(request, name, mode, case, data):
     bad = data.draw(case.strategy(kwargs.get(arg)), label=arg)
     kwargs[arg] = bad
     if mode == "eager":
-        with time_limit(3 if (name, mode, case.name) in HANGS else TIME_LIMIT):
+        with time_limit():
             try:
                 out = entry.fn(**kwargs)
             except (ValueError, TypeError) as e:
@@ -532,9 +517,49 @@ def test_every_public_name_is_in_the_table():
     assert all(reason.strip() for reason in EXEMPT.values())
 
 
+HANG_SCRIPT = """
+import signal, sys
+import numpy as np
+from spectheory import models
+def alarm(*_):
+    raise TimeoutError
+signal.signal(signal.SIGALRM, alarm)
+for bad in ([-1, 2, 1], [0, 0, 1], [-1, 5, 0], [-1, -3, 0]):
+    signal.alarm(5)
+    try:
+        getattr(models, sys.argv[1])(np.array(bad))
+    except (ValueError, TypeError) as e:
+        assert "parents" in str(e), e
+    except TimeoutError:
+        sys.exit("hang on " + str(bad))
+    else:
+        sys.exit("no error on " + str(bad))
+    signal.alarm(0)
+"""
+
+
+@pytest.mark.parametrize("name,mode,case", sorted(HANGS))
+def test_known_hangs(request, name, mode, case):
+    """Malformed parents: a ValueError naming ``parents``, no hang. Run in a subprocess, which
+    is killed on a hang (an interrupted infinite loop inside pytest would leave the process
+    in an unknown state)."""
+    import subprocess
+    import sys
+
+    if (name, mode, case) in KNOWN_GAPS:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="known hang outside this area"))
+    try:
+        res = subprocess.run([sys.executable, "-c", HANG_SCRIPT, name.rsplit(".", 1)[-1]], capture_output=True,
+                             text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"{name}: the subprocess hung") from None
+    assert res.returncode == 0, res.stderr[-2000:]
+
+
 def test_known_gaps_are_in_the_table():
     params = {(p.values[0], p.values[1], p.values[2].name) for p in _params()}
     params |= {(p.values[0], p.values[1], p.values[2].name, _argname(p.values[2].arg)) for p in _params()}
+    params |= HANGS
     assert KNOWN_GAPS <= params, sorted(KNOWN_GAPS - params)
     own = ("spectheory.bounds.", "spectheory.trees.", "spectheory.sampling.", "spectheory.parallel.")
     assert not [g for g in KNOWN_GAPS if g[0].startswith(own)], "gaps in bounds/trees/sampling/parallel are bugs"

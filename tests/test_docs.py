@@ -193,7 +193,7 @@ def test_doc_checker_can_fail():
         """Does something.
 
         Args:
-          y: not x.
+          y: another value.
 
         Returns:
           nothing useful.
