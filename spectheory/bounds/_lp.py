@@ -6,7 +6,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from spectheory.bounds._subset import validate_draft_law
+from spectheory._validation import check_count
+from spectheory.bounds._subset import check_tuples, validate_draft_law
 
 __all__ = ["LPAcceptance", "lp_acceptance", "collapse_draft_sets"]
 
@@ -51,6 +52,11 @@ def collapse_draft_sets(tuples: np.ndarray, V: int):
       ``(inverse int[M], members bool[U, V])``: ``inverse[i]`` is the set index of tuple ``i`` and
       ``members[u, y]`` says whether token ``y`` belongs to set ``u``.
 
+    Raises:
+      ValueError: ``V`` not a positive int, ``tuples`` not a non-empty int array of shape
+        ``[M, n]`` with ids in ``[0, V)``.
+      TypeError: traced ``tuples`` (host only).
+
     Example:
       >>> import numpy as np
       >>> from spectheory.bounds import collapse_draft_sets
@@ -61,7 +67,8 @@ def collapse_draft_sets(tuples: np.ndarray, V: int):
     References:
       Sun et al. SpecTr. NeurIPS 2023, arXiv:2310.15141.
     """
-    t = np.sort(np.asarray(tuples, dtype=np.int64), axis=1)
+    V = check_count(V, "V")
+    t = np.sort(check_tuples(tuples, V), axis=1)
     if t.shape[1] > 1:
         dup = np.zeros_like(t, dtype=bool)
         dup[:, 1:] = t[:, 1:] == t[:, :-1]
@@ -136,7 +143,8 @@ def lp_acceptance(p, tuples, probs, solver: str = "pot", *, collapse: bool = Tru
       :class:`LPAcceptance` ``(value, plan[M, V], row_duals[M], col_duals[V])``.
 
     Raises:
-      ValueError: malformed inputs or an unknown solver.
+      ValueError: malformed inputs, an unknown solver, or bad options.
+      TypeError: traced arguments (host only).
       RuntimeError: the solver did not report an optimal solution.
 
     Example:
@@ -157,6 +165,11 @@ def lp_acceptance(p, tuples, probs, solver: str = "pot", *, collapse: bool = Tru
     """
     if solver not in ("pot", "cvxpy"):
         raise ValueError(f"solver: expected 'pot' or 'cvxpy', got {solver!r}")
+    if not isinstance(collapse, bool):
+        raise ValueError(f"collapse: expected a bool, got {collapse!r}")
+    num_iter_max = check_count(num_iter_max, "num_iter_max")
+    if cvxpy_solver is not None and not isinstance(cvxpy_solver, str):
+        raise ValueError(f"cvxpy_solver: expected a solver name or None, got {cvxpy_solver!r}")
     p, t, w = validate_draft_law(p, tuples, probs)
     V = p.size
     M = t.shape[0]

@@ -38,6 +38,7 @@ from spectheory import _registry
 from spectheory import drafts as _drafts  # noqa: F401  (registers the built-in schemes)
 from spectheory._registry import DraftScheme
 from spectheory._validation import as_probs, check_n, is_concrete, same_vocab
+from spectheory.sampling._traced import any_traced, nan_where, probs_ok
 from spectheory.bounds._race import (
     _BLOCKED_MIN_V,
     _cumsum,
@@ -117,6 +118,15 @@ def _min_support(q) -> int | None:
     if qq.size == 0:
         return None
     return int(np.min(np.sum(qq > 0, axis=-1)))
+
+
+def _traced_ok(p, q, n, family):
+    """bool[...] validity of traced ``p, q[..., V]`` rows (laws; ``n <= #{q > 0}`` for the
+    families drawing distinct tokens); only computed under ``jit``/``vmap``."""
+    ok = probs_ok(q) if p is None else probs_ok(p) & probs_ok(q)
+    if family != "iid":
+        ok = ok & (jnp.sum(q > 0, -1) >= n)
+    return ok
 
 
 def _broadcast_pq(p, q):
@@ -553,8 +563,10 @@ def optimal_acceptance(p, q, n: int, scheme: Union[str, DraftScheme] = "iid", *,
         (static); default 64 in float64 and 24 in float32.
 
     Returns:
-      :class:`OptimalAcceptance` with ``value`` float[...] and ``certificate`` bool[..., V]:
-      an optimal set (without replacement an optimal prefix: for ``V < 4096`` the smallest,
+      :class:`OptimalAcceptance` with ``value`` float[...] (NaN on a row whose traced ``p`` or
+      ``q`` is not a law, or has fewer than ``n`` tokens of positive draft mass for the
+      families drawing distinct tokens; its certificate is then meaningless) and
+      ``certificate`` bool[..., V]: an optimal set (without replacement an optimal prefix: for ``V < 4096`` the smallest,
       prefixes within 16 ulp of the optimum counting as ties, for larger ``V`` the best block
       end or scanned prefix, the smaller one among exact ties; i.i.d. a threshold set within
       16 ulp of the optimum).
@@ -588,7 +600,10 @@ def optimal_acceptance(p, q, n: int, scheme: Union[str, DraftScheme] = "iid", *,
     p, q, lead = _broadcast_pq(p, q)
     V = p.shape[-1]
     value, H = _optimal_core(p.reshape(-1, V), q.reshape(-1, V), n, scheme, num_nodes)
-    return OptimalAcceptance(value.reshape(lead), H.reshape(lead + (V,)))
+    value = value.reshape(lead)
+    if any_traced(p, q):
+        value = nan_where(_traced_ok(p, q, n, scheme), value)
+    return OptimalAcceptance(value, H.reshape(lead + (V,)))
 
 
 @functools.partial(jax.jit, static_argnames=("n", "scheme", "num_nodes"))
@@ -643,11 +658,12 @@ def all_in_probability(q, H, n: int, scheme: Union[str, DraftScheme] = "iid", *,
       num_nodes: quadrature nodes for the ``"without_replacement"`` family (static).
 
     Returns:
-      float[...] probabilities.
+      float[...] probabilities (NaN where a traced ``q`` is invalid, as in
+      :func:`optimal_acceptance`).
 
     Raises:
       ValueError: as :func:`optimal_acceptance` (unknown scheme or family, bad ``n``), or an
-        ``H`` whose last axis is not ``V``.
+        ``H`` whose last axis is not ``V`` or whose dtype is not bool.
 
     Example:
       >>> import jax.numpy as jnp
@@ -667,6 +683,8 @@ def all_in_probability(q, H, n: int, scheme: Union[str, DraftScheme] = "iid", *,
     Harr = jnp.asarray(H) if is_concrete(H) else H
     if Harr.ndim == 0 or Harr.shape[-1] != q.shape[-1]:
         raise ValueError(f"H: expected a mask with last axis {q.shape[-1]}, got shape {tuple(Harr.shape)}")
+    if Harr.dtype != bool:
+        raise ValueError(f"H: expected a bool mask, got dtype {Harr.dtype}")
     support = None if family == "iid" else _min_support(q)
     n = _check_family_n(s, family, n, q.shape[-1], support)
     num_nodes = _check_num_nodes(num_nodes)
@@ -674,4 +692,7 @@ def all_in_probability(q, H, n: int, scheme: Union[str, DraftScheme] = "iid", *,
     V = q.shape[-1]
     qf = jnp.broadcast_to(q.astype(jnp.result_type(q.dtype, jnp.float32)), lead + (V,)).reshape(-1, V)
     Hf = jnp.broadcast_to(Harr.astype(bool), lead + (V,)).reshape(-1, V)
-    return _all_in_core(qf, Hf, n, family, num_nodes).reshape(lead)
+    out = _all_in_core(qf, Hf, n, family, num_nodes).reshape(lead)
+    if any_traced(q):
+        out = nan_where(_traced_ok(None, qf, n, family).reshape(lead), out)
+    return out

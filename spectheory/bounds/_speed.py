@@ -10,6 +10,7 @@ import numpy as np
 from jax import lax
 
 from spectheory._validation import is_concrete
+from spectheory.sampling._traced import any_traced, nan_where
 
 __all__ = [
     "OptimalGamma",
@@ -23,7 +24,12 @@ __all__ = [
 
 def _as_float(x, name):
     """``x`` as a floating array of at least float32 (Python floats give the default float)."""
-    arr = jnp.asarray(x) if is_concrete(x) else x
+    try:
+        arr = jnp.asarray(x) if is_concrete(x) else x
+    except TypeError:
+        raise TypeError(f"{name}: expected a number or a numeric array, got {type(x).__name__}") from None
+    if arr.dtype == bool or not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
+        raise ValueError(f"{name}: expected a number or a numeric array, got dtype {arr.dtype}")
     if not jnp.issubdtype(arr.dtype, jnp.floating):
         arr = arr.astype(jnp.result_type(float))
     arr = arr.astype(jnp.promote_types(arr.dtype, jnp.float32))
@@ -42,7 +48,12 @@ def _check_alpha(alpha):
 
 
 def _check_gamma(gamma):
-    g = jnp.asarray(gamma) if is_concrete(gamma) else gamma
+    try:
+        g = jnp.asarray(gamma) if is_concrete(gamma) else gamma
+    except TypeError:
+        raise TypeError(f"gamma: expected an int or an int array, got {type(gamma).__name__}") from None
+    if g.dtype == bool or not (jnp.issubdtype(g.dtype, jnp.floating) or jnp.issubdtype(g.dtype, jnp.integer)):
+        raise ValueError(f"gamma: expected non-negative integers, got dtype {g.dtype}")
     if is_concrete(g) and g.size:
         gg = np.asarray(g)
         if not np.all(np.isfinite(gg.astype(np.float64))) or np.any(gg < 0) or np.any(gg != np.round(gg)):
@@ -55,6 +66,18 @@ def _check_cost(c):
     if is_concrete(c) and c.size and np.any(np.asarray(c, dtype=np.float64) < 0):
         raise ValueError("c: expected a non-negative cost ratio")
     return c
+
+
+def _alpha_ok(a):
+    return (a >= 0) & (a <= 1)  # NaN fails both
+
+
+def _gamma_ok(g):
+    return (g >= 0) & (g < jnp.inf) & (g == jnp.round(g))
+
+
+def _cost_ok(c):
+    return (c >= 0) & (c < jnp.inf)
 
 
 def _geometric_sum(alpha, k):
@@ -87,7 +110,12 @@ def expected_tokens_per_call(alpha, gamma):
       gamma: number(s) of drafted tokens, non-negative int[...] (broadcast against ``alpha``).
 
     Returns:
-      float[...] expected tokens per call (always ≥ 1).
+      float[...] expected tokens per call (always ≥ 1); NaN where a traced input (under
+      ``jit``/``vmap``) is invalid.
+
+    Raises:
+      ValueError: (eager) NaN/inf, ``alpha`` outside ``[0, 1]``, or a negative or
+        non-integer ``gamma``.
 
     Example:
       >>> from spectheory.bounds import expected_tokens_per_call
@@ -102,7 +130,10 @@ def expected_tokens_per_call(alpha, gamma):
     """
     a = _check_alpha(alpha)
     g = _check_gamma(gamma)
-    return _geometric_sum(a, g + 1)
+    out = _geometric_sum(a, g + 1)
+    if any_traced(a, g):
+        out = jnp.where(_alpha_ok(a) & _gamma_ok(g), out, jnp.nan)
+    return out
 
 
 def walltime_improvement(alpha, gamma, c):
@@ -120,7 +151,10 @@ def walltime_improvement(alpha, gamma, c):
       c: draft/target cost ratio(s) ≥ 0, float[...]. All three broadcast together.
 
     Returns:
-      float[...] improvement factor (1 means no gain).
+      float[...] improvement factor (1 means no gain); NaN where a traced input is invalid.
+
+    Raises:
+      ValueError: (eager) as :func:`expected_tokens_per_call`, or a negative ``c``.
 
     Example:
       >>> from spectheory.bounds import walltime_improvement
@@ -135,15 +169,20 @@ def walltime_improvement(alpha, gamma, c):
     g = _check_gamma(gamma)
     c = _check_cost(c)
     tokens = _geometric_sum(a, g + 1)
-    return tokens / (g * c + 1)
+    out = tokens / (g * c + 1)
+    if any_traced(a, g, c):
+        out = jnp.where(_alpha_ok(a) & _gamma_ok(g) & _cost_ok(c), out, jnp.nan)
+    return out
 
 
 class OptimalGamma(NamedTuple):
     """Best integer draft length.
 
     Attributes:
-      gamma: γ* in ``[0, max_gamma]`` (0: plain decoding is best). # shape=[...], dtype=int32
-      improvement: the wall-time improvement at γ*. # shape=[...], dtype=float
+      gamma: γ* in ``[0, max_gamma]`` (0: plain decoding is best); ``-1`` flags an invalid
+        traced input. # shape=[...], dtype=int32
+      improvement: the wall-time improvement at γ* (NaN for an invalid traced input).
+        # shape=[...], dtype=float
     """
 
     gamma: jax.Array
@@ -166,7 +205,12 @@ def optimal_gamma(alpha, c, *, max_gamma: int = 64) -> OptimalGamma:
       max_gamma: largest γ searched (static).
 
     Returns:
-      :class:`OptimalGamma` ``(gamma, improvement)``.
+      :class:`OptimalGamma` ``(gamma, improvement)``; under ``jit``/``vmap`` an invalid
+      ``alpha`` or ``c`` gives ``gamma = -1`` and ``improvement = NaN``.
+
+    Raises:
+      ValueError: a bad ``max_gamma``; (eager) NaN/inf, ``alpha`` outside ``[0, 1]``,
+        negative ``c``.
 
     Example:
       >>> from spectheory.bounds import optimal_gamma
@@ -187,11 +231,17 @@ def optimal_gamma(alpha, c, *, max_gamma: int = 64) -> OptimalGamma:
     c = jnp.asarray(c, dtype)[..., None]
     g = jnp.arange(int(max_gamma) + 1, dtype=dtype)
     imp = _geometric_sum(a, g + 1) / (g * c + 1)
-    best = jnp.argmax(imp, axis=-1)
-    return OptimalGamma(best.astype(jnp.int32), jnp.max(imp, axis=-1))
+    best = jnp.argmax(imp, axis=-1).astype(jnp.int32)
+    value = jnp.max(imp, axis=-1)
+    if any_traced(a, c):
+        ok = (_alpha_ok(a) & _cost_ok(c))[..., 0]
+        best, value = jnp.where(ok, best, -1), nan_where(ok, value)
+    return OptimalGamma(best, value)
 
 
 def _check_parents(parents) -> np.ndarray:
+    if not is_concrete(parents):
+        raise TypeError("parents: must be static (a concrete int array), got a traced array")
     par = np.asarray(parents)
     if par.ndim != 1 or par.size == 0:
         raise ValueError(f"parents: expected a non-empty 1-d int array, got shape {par.shape}")
@@ -223,7 +273,13 @@ def tree_acceptance_probabilities(parents, accept_probs):
       accept_probs: float[..., N] conditional acceptance probabilities (entry 0 is ignored).
 
     Returns:
-      float[..., N] marginal acceptance probabilities (1 at the root).
+      float[..., N] marginal acceptance probabilities (1 at the root); under ``jit``/``vmap``
+      NaN on every row whose ``accept_probs`` are invalid.
+
+    Raises:
+      ValueError: malformed ``parents`` (not ``-1`` at the root, a parent after its child);
+        (eager) ``accept_probs`` not in ``[0, 1]`` or siblings summing to more than one.
+      TypeError: traced ``parents``.
 
     Example:
       >>> from spectheory.bounds import tree_acceptance_probabilities
@@ -251,6 +307,10 @@ def tree_acceptance_probabilities(parents, accept_probs):
     for _ in range(max(1, int(np.ceil(np.log2(par.size))))):
         prod = prod * jnp.take(prod, jnp.asarray(anc), axis=-1)
         anc = anc[anc]
+    if any_traced(a):
+        sib = jnp.zeros(a.shape, a.dtype).at[..., jnp.asarray(par[1:])].add(a[..., 1:])
+        ok = jnp.all(_alpha_ok(a), -1) & jnp.all(sib <= 1 + 1e-6, -1)
+        prod = nan_where(ok, prod)
     return prod
 
 
@@ -274,7 +334,10 @@ def tree_expected_length(parents, accept_probs):
         node must sum to at most 1 (checked on eager calls); entry 0 is ignored.
 
     Returns:
-      float[...] expected accepted length.
+      float[...] expected accepted length (NaN for invalid traced ``accept_probs``).
+
+    Raises:
+      ValueError, TypeError: as :func:`tree_acceptance_probabilities`.
 
     Example:
       >>> from spectheory.bounds import tree_expected_length

@@ -6,6 +6,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from spectheory._validation import check_count, is_concrete
+
 __all__ = ["SubsetBound", "subset_bound", "MAX_SUBSET_V"]
 
 #: Largest vocabulary :func:`subset_bound` enumerates (2**16 subsets).
@@ -25,8 +27,34 @@ class SubsetBound(NamedTuple):
     certificate: np.ndarray
 
 
+def _host_array(x, name: str) -> np.ndarray:
+    """``x`` as a NumPy array; ``TypeError`` naming the argument for a traced array (these
+    references run on the host only) or a non-numeric object."""
+    if not is_concrete(x):
+        raise TypeError(f"{name}: this host-side reference needs concrete arrays, got a traced array (no jit/vmap)")
+    a = np.asarray(x)
+    if a.dtype == object or a.dtype.kind not in "biuf":
+        raise ValueError(f"{name}: expected a numeric array, got dtype {a.dtype}")
+    return a
+
+
+def check_tuples(tuples, V: int, name: str = "tuples") -> np.ndarray:
+    """Check draft tuples ``int[M, n]`` (``M, n >= 1``) with ids in ``[0, V)``; int64 copy."""
+    t = _host_array(tuples, name)
+    if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] == 0:
+        raise ValueError(f"{name}: expected a non-empty int array of shape [M, n], got shape {t.shape}")
+    if not np.issubdtype(t.dtype, np.integer):
+        raise ValueError(f"{name}: expected integer token ids, got dtype {t.dtype}")
+    if t.min() < 0 or t.max() >= V:
+        raise ValueError(f"{name}: token id out of range [0, {V}) (got {t.min()}..{t.max()})")
+    return t.astype(np.int64)
+
+
 def _as_prob_vector(x, name: str) -> np.ndarray:
-    a = np.asarray(x, dtype=np.float64)
+    a = _host_array(x, name)
+    if a.dtype == bool:
+        raise ValueError(f"{name}: expected a floating array, got dtype bool")
+    a = a.astype(np.float64)
     if a.ndim != 1 or a.size == 0:
         raise ValueError(f"{name}: expected a non-empty 1-d array, got shape {a.shape}")
     if not np.all(np.isfinite(a)):
@@ -47,17 +75,11 @@ def validate_draft_law(p, tuples, probs, *, max_v: int | None = None):
     V = p.size
     if max_v is not None and V > max_v:
         raise ValueError(f"p: V={V} is too large for brute force over subsets (at most {max_v} tokens)")
-    t = np.asarray(tuples)
-    if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] == 0:
-        raise ValueError(f"tuples: expected a non-empty int array of shape [M, n], got shape {t.shape}")
-    if not np.issubdtype(t.dtype, np.integer):
-        raise ValueError(f"tuples: expected integer token ids, got dtype {t.dtype}")
-    if t.min() < 0 or t.max() >= V:
-        raise ValueError(f"tuples: token id out of range [0, {V}) (got {t.min()}..{t.max()})")
+    t = check_tuples(tuples, V)
     w = _as_prob_vector(probs, "probs")
     if w.shape[0] != t.shape[0]:
         raise ValueError(f"probs: expected {t.shape[0]} entries (one per tuple), got {w.shape[0]}")
-    return p, t.astype(np.int64), w
+    return p, t, w
 
 
 def _set_masks(tuples: np.ndarray) -> np.ndarray:
@@ -87,6 +109,7 @@ def subset_bound(p, tuples, probs) -> SubsetBound:
 
     Raises:
       ValueError: V > 16, malformed arrays, or ``p``/``probs`` not probability vectors.
+      TypeError: traced arguments (host only).
 
     Example:
       >>> import numpy as np

@@ -11,6 +11,7 @@ from jax import lax
 
 from spectheory._registry import DraftScheme
 from spectheory._validation import as_probs, is_concrete, same_vocab
+from spectheory.sampling._traced import any_traced, nan_where, probs_ok
 from spectheory.bounds._optimal import (
     _broadcast_pq,
     _check_family_n,
@@ -26,6 +27,8 @@ def _check_frequency(frequency, V):
     if frequency is None:
         return None
     f = jnp.asarray(frequency) if is_concrete(frequency) else frequency
+    if f.dtype == bool or not (jnp.issubdtype(f.dtype, jnp.floating) or jnp.issubdtype(f.dtype, jnp.integer)):
+        raise ValueError(f"frequency: expected numeric counts or frequencies, got dtype {f.dtype}")
     if f.ndim == 0 or f.shape[-1] != V:
         raise ValueError(f"frequency: expected last axis {V}, got shape {tuple(f.shape)}")
     if is_concrete(f):
@@ -35,20 +38,32 @@ def _check_frequency(frequency, V):
     return f
 
 
-def _check_ms(ms, V):
+def _check_ms(ms, V, name="ms"):
     arr = np.asarray(ms) if is_concrete(ms) else None
     if arr is None:
+        scalar = jnp.ndim(ms) == 0
         m = jnp.atleast_1d(ms)
         if not jnp.issubdtype(m.dtype, jnp.integer) or m.ndim != 1:
-            raise ValueError("ms: expected a 1-d int array of vocabulary sizes")
-        return m, False
+            raise ValueError(f"{name}: expected an int or a 1-d int array of vocabulary sizes")
+        return m, scalar
     scalar = arr.ndim == 0
     arr = np.atleast_1d(arr)
     if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"ms: expected ints (or a 1-d int array) in [1, {V}], got {ms!r}")
+        raise ValueError(f"{name}: expected ints (or a 1-d int array) in [1, {V}], got {ms!r}")
     if arr.min() < 1 or arr.max() > V:
-        raise ValueError(f"ms: kept vocabulary sizes must lie in [1, {V}], got {arr.min()}..{arr.max()}")
+        raise ValueError(f"{name}: kept vocabulary sizes must lie in [1, {V}], got {arr.min()}..{arr.max()}")
     return jnp.asarray(arr, jnp.int32), scalar
+
+
+def _traced_ok(p, q, freq, m, V):
+    """Validity under ``jit``/``vmap``: rows ``ok[...]`` of the laws and frequencies, and
+    ``m_ok[M]`` of the kept sizes (``1 <= m <= V``)."""
+    ok = probs_ok(q)
+    if p is not None:
+        ok = ok & probs_ok(p)
+    if freq is not None:
+        ok = ok & jnp.all((freq >= 0) & (freq < jnp.inf), -1)
+    return ok, (m >= 1) & (m <= V)
 
 
 def _rank_order(freq):
@@ -73,7 +88,7 @@ def _trim(q, kept):
     return w / jnp.where(Z > 0, Z, 1), Z[..., 0]
 
 
-def _prepare(p, q, frequency, ms):
+def _prepare(p, q, frequency, ms, ms_name="ms"):
     if p is not None:
         p = as_probs(p, "p", ndim=None)
     q = as_probs(q, "q", ndim=None)
@@ -85,6 +100,7 @@ def _prepare(p, q, frequency, ms):
         q = q.astype(jnp.result_type(q.dtype, jnp.float32))
         lead = q.shape[:-1]
     freq = _check_frequency(frequency, V)
+    traced = any_traced(p, q, freq, ms)
     if freq is None:
         freq = q
     else:
@@ -93,8 +109,9 @@ def _prepare(p, q, frequency, ms):
         q = jnp.broadcast_to(q, lead + (V,))
         if p is not None:
             p = jnp.broadcast_to(p, lead + (V,))
-    m, scalar = _check_ms(ms, V)
-    return p, q, freq, m, scalar, lead
+    m, scalar = _check_ms(ms, V, ms_name)
+    checks = _traced_ok(p, q, None if frequency is None else freq, m, V) if traced else None
+    return p, q, freq, m, scalar, lead, checks
 
 
 def trim_draft(q, m, frequency=None) -> jax.Array:
@@ -116,7 +133,11 @@ def trim_draft(q, m, frequency=None) -> jax.Array:
         against ``q``.
 
     Returns:
-      float[..., V] trimmed draft law.
+      float[..., V] trimmed draft law; under ``jit``/``vmap`` NaN rows for an invalid ``q``,
+      ``frequency`` or ``m``.
+
+    Raises:
+      ValueError: (eager) ``q`` not a law, ``m`` not an int in ``[1, V]``, bad ``frequency``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -128,10 +149,15 @@ def trim_draft(q, m, frequency=None) -> jax.Array:
       Goel et al. VocabTrim: Vocabulary Pruning for Efficient Speculative Decoding in LLMs.
       2025, arXiv:2506.22694.
     """
-    _, q, freq, mm, scalar, _ = _prepare(None, q, frequency, m)
+    if is_concrete(m) and (isinstance(m, bool) or np.ndim(m) != 0):
+        raise ValueError(f"m: expected a single int, got {m!r}")
+    _, q, freq, mm, scalar, _, checks = _prepare(None, q, frequency, m, "m")
     if not scalar:
         raise ValueError(f"m: expected a single int, got {m!r}")
     out, _ = _trim(q, _rank_order(freq)(mm[0]))
+    if checks is not None:
+        ok, m_ok = checks
+        out = nan_where(ok & m_ok[0], out)
     return out
 
 
@@ -151,7 +177,12 @@ def trimmed_acceptance(p, q, ms, frequency=None) -> jax.Array:
       frequency: optional frequencies, float[..., V]; default: each row of ``q`` ranks itself.
 
     Returns:
-      float[..., M] (float[...] for a scalar ``ms``).
+      float[..., M] (float[...] for a scalar ``ms``); NaN under ``jit``/``vmap`` for an
+      invalid law, frequency row or kept size.
+
+    Raises:
+      ValueError: (eager) ``p``/``q`` not laws over the same vocabulary, a kept size outside
+        ``[1, V]`` or not an int, bad ``frequency``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -163,7 +194,7 @@ def trimmed_acceptance(p, q, ms, frequency=None) -> jax.Array:
     References:
       Goel et al. VocabTrim. 2025, arXiv:2506.22694; Leviathan et al. 2023, arXiv:2211.17192.
     """
-    p, q, freq, ms_arr, scalar, lead = _prepare(p, q, frequency, ms)
+    p, q, freq, ms_arr, scalar, lead, checks = _prepare(p, q, frequency, ms)
     kept = _rank_order(freq)
 
     def one(m):
@@ -171,6 +202,9 @@ def trimmed_acceptance(p, q, ms, frequency=None) -> jax.Array:
         return jnp.where(Z > 0, jnp.sum(jnp.minimum(p, qm), -1), 0)
 
     out = jnp.moveaxis(lax.map(one, ms_arr), 0, -1)
+    if checks is not None:
+        ok, m_ok = checks
+        out = jnp.where(ok[..., None] & m_ok, out, jnp.nan)
     return out[..., 0] if scalar else out
 
 
@@ -197,11 +231,13 @@ def trimmed_optimal_acceptance(p, q, n: int, ms, scheme: Union[str, DraftScheme]
       num_nodes: quadrature nodes (see :func:`optimal_acceptance`).
 
     Returns:
-      float[..., M] (float[...] for a scalar ``ms``).
+      float[..., M] (float[...] for a scalar ``ms``); under ``jit``/``vmap`` NaN where the
+      eager call would raise.
 
     Raises:
-      ValueError: (eager) as :func:`optimal_acceptance`, or a kept size leaving fewer than
-        ``n`` tokens with positive draft mass for the schemes that draw distinct tokens.
+      ValueError: (eager) as :func:`optimal_acceptance` and :func:`trimmed_acceptance`, or a
+        kept size leaving fewer than ``n`` tokens with positive draft mass for the schemes
+        that draw distinct tokens.
 
     Example:
       >>> import jax.numpy as jnp
@@ -215,7 +251,7 @@ def trimmed_optimal_acceptance(p, q, n: int, ms, scheme: Union[str, DraftScheme]
     """
     s, family = _resolve_family(scheme)
     num_nodes = _check_num_nodes(num_nodes)
-    p, q, freq, ms_arr, scalar, lead = _prepare(p, q, frequency, ms)
+    p, q, freq, ms_arr, scalar, lead, checks = _prepare(p, q, frequency, ms)
     V = q.shape[-1]
     n = _check_family_n(s, family, n, V, None)
     kept = _rank_order(freq)
@@ -229,9 +265,16 @@ def trimmed_optimal_acceptance(p, q, n: int, ms, scheme: Union[str, DraftScheme]
     pf = p.reshape(-1, V)
 
     def one(m):
-        qm, Z = _trim(q, kept(m))
+        km = kept(m)
+        qm, Z = _trim(q, km)
         val, _ = _optimal_core(pf, qm.reshape(-1, V), n, family, num_nodes)
-        return jnp.where(Z.reshape(-1) > 0, val, 0).reshape(lead)
+        val = jnp.where(Z.reshape(-1) > 0, val, 0).reshape(lead)
+        if checks is not None and family != "iid":
+            val = jnp.where(jnp.sum(km & (q > 0), -1) >= n, val, jnp.nan)
+        return val
 
     out = jnp.moveaxis(lax.map(one, ms_arr), 0, -1)
+    if checks is not None:
+        ok, m_ok = checks
+        out = jnp.where(ok[..., None] & m_ok, out, jnp.nan)
     return out[..., 0] if scalar else out

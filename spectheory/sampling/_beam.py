@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from spectheory import _validation as _v
+from spectheory.sampling._traced import any_traced
 from spectheory.models._table import TableLM
 
 
@@ -50,10 +51,32 @@ def _log1mexp(x):
 
 
 def _check_width_depth(beam_width, depth):
-    for name, v, lo in (("beam_width", beam_width, 1), ("depth", depth, 1)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"{name}: expected a Python int >= {lo} (static), got {v!r}")
-    return int(beam_width), int(depth)
+    return _v.check_count(beam_width, "beam_width"), _v.check_count(depth, "depth")
+
+
+def _check_fn(fn, name: str = "log_probs_fn"):
+    if not callable(fn):
+        raise TypeError(f"{name}: expected a callable, got {type(fn).__name__}")
+    return fn
+
+
+def _check_model(model, name: str = "model") -> TableLM:
+    if not isinstance(model, TableLM):
+        raise TypeError(f"{name}: expected a spectheory.models.TableLM, got {type(model).__name__}")
+    return model
+
+
+def _check_prefix(prefix, V: int, name: str = "prefix") -> tuple:
+    """A context: a sequence of int token ids in ``[0, V)`` (host side)."""
+    try:
+        arr = np.asarray(prefix)
+    except Exception:
+        raise ValueError(f"{name}: expected a sequence of token ids, got {prefix!r}") from None
+    if arr.size and (arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{name}: expected a 1-d sequence of int token ids, got {prefix!r}")
+    if arr.size and (arr.min() < 0 or arr.max() >= V):
+        raise ValueError(f"{name}: token id out of range [0, {V}) (got {arr.min()}..{arr.max()})")
+    return tuple(int(t) for t in arr.reshape(-1))
 
 
 def stochastic_beam_search_with_gumbels(gumbels, log_probs_fn: Callable, beam_width: int,
@@ -83,7 +106,13 @@ def stochastic_beam_search_with_gumbels(gumbels, log_probs_fn: Callable, beam_wi
       depth: static ``D``.
 
     Returns:
-      :class:`BeamResult`.
+      :class:`BeamResult`. Under ``jit``/``vmap`` non-finite noise makes every slot invalid
+      with NaN scores, and a slot reached through NaN log-probabilities has ``valid`` false.
+
+    Raises:
+      ValueError: a bad ``beam_width``/``depth``, ``gumbels`` of the wrong shape, dtype or
+        (eager) not finite, or ``log_probs_fn`` returning the wrong shape.
+      TypeError: a ``log_probs_fn`` that is not callable.
 
     >>> import jax.numpy as jnp
     >>> fn = table_log_probs_fn(TableLM.context_free([0.5, 0.3, 0.2]), 2)
@@ -97,9 +126,14 @@ def stochastic_beam_search_with_gumbels(gumbels, log_probs_fn: Callable, beam_wi
       and Appendix B (numerically stable form).
     """
     W, D = _check_width_depth(beam_width, depth)
+    _check_fn(log_probs_fn)
     gumbels = jnp.asarray(gumbels) if _v.is_concrete(gumbels) else gumbels
-    if gumbels.ndim != 3 or gumbels.shape[:2] != (D, W):
+    if gumbels.ndim != 3 or gumbels.shape[:2] != (D, W) or gumbels.shape[-1] < 1:
         raise ValueError(f"gumbels: expected shape (depth={D}, beam_width={W}, V), got {tuple(gumbels.shape)}")
+    if not jnp.issubdtype(gumbels.dtype, jnp.floating):
+        raise ValueError(f"gumbels: expected floating noise, got dtype {gumbels.dtype}")
+    if _v.is_concrete(gumbels) and not np.all(np.isfinite(np.asarray(gumbels))):
+        raise ValueError("gumbels: contains NaN or inf")
     V = gumbels.shape[-1]
     dtype = jnp.result_type(gumbels.dtype, jnp.float32)
     neg_inf = jnp.array(-jnp.inf, dtype)
@@ -112,6 +146,10 @@ def stochastic_beam_search_with_gumbels(gumbels, log_probs_fn: Callable, beam_wi
         logq = jnp.asarray(log_probs_fn(seqs)).astype(dtype)
         if logq.shape != (W, V):
             raise ValueError(f"log_probs_fn: expected shape ({W}, {V}) at level {t}, got {tuple(logq.shape)}")
+        if _v.is_concrete(logq) and _v.is_concrete(valid):
+            rows = np.asarray(logq)[np.asarray(valid)]
+            if np.any(np.isnan(rows)) or np.any(rows == np.inf):
+                raise ValueError(f"log_probs_fn: returned NaN or +inf log-probabilities at level {t}")
         ok = valid[:, None] & (logq > -jnp.inf)
         phi_c = jnp.where(ok, phi[:, None] + logq, neg_inf)
         g_tilde = jnp.where(ok, phi_c + gumbels[t].astype(dtype), neg_inf)
@@ -132,7 +170,12 @@ def stochastic_beam_search_with_gumbels(gumbels, log_probs_fn: Callable, beam_wi
         lp.append(jnp.where(valid, parent if t > 0 else -1, -1).astype(jnp.int32))
         lg.append(G)
         lv.append(valid)
-    return BeamResult(seqs, phi, G, valid, jnp.stack(lt), jnp.stack(lp), jnp.stack(lg), jnp.stack(lv))
+    lg, lv = jnp.stack(lg), jnp.stack(lv)
+    if any_traced(gumbels):  # eager calls reject non-finite noise; traced: flag every slot
+        ok = jnp.all(jnp.abs(gumbels) < jnp.inf)
+        phi, G, lg = (jnp.where(ok, a, jnp.nan) for a in (phi, G, lg))
+        valid, lv = valid & ok, lv & ok
+    return BeamResult(seqs, phi, G, valid, jnp.stack(lt), jnp.stack(lp), lg, lv)
 
 
 def stochastic_beam_search(key, log_probs_fn: Callable, beam_width: int, depth: int, vocab_size: int) -> BeamResult:
@@ -153,6 +196,10 @@ def stochastic_beam_search(key, log_probs_fn: Callable, beam_width: int, depth: 
     Returns:
       :class:`BeamResult`.
 
+    Raises:
+      ValueError: a bad ``key``, ``vocab_size``, or as
+        :func:`stochastic_beam_search_with_gumbels`.
+
     >>> import jax, jax.numpy as jnp
     >>> lm = TableLM.context_free([0.5, 0.3, 0.2])
     >>> res = stochastic_beam_search(jax.random.key(0), table_log_probs_fn(lm, 2), 3, 2, 3)
@@ -162,9 +209,11 @@ def stochastic_beam_search(key, log_probs_fn: Callable, beam_width: int, depth: 
     References:
       Kool, van Hoof, Welling, ICML 2019 (arXiv 1903.06059), Algorithm 1.
     """
+    key = _v.check_key(key)
     W, D = _check_width_depth(beam_width, depth)
+    V = _v.check_count(vocab_size, "vocab_size")
     dtype = jax.dtypes.canonicalize_dtype(jnp.float64)
-    g = jax.random.gumbel(key, (D, W, int(vocab_size)), dtype)
+    g = jax.random.gumbel(key, (D, W, V), dtype)
     return stochastic_beam_search_with_gumbels(g, log_probs_fn, W, D)
 
 
@@ -182,7 +231,13 @@ def table_log_probs_fn(model: TableLM, depth: int, *, prefix=()) -> Callable:
       model: the model. depth: the longest sequence that will be expanded. prefix: context.
 
     Returns:
-      ``log_probs_fn(prefixes int32[W, t]) -> float[W, V]`` for ``t < depth``.
+      ``log_probs_fn(prefixes int32[W, t]) -> float[W, V]`` for ``t < depth``; it raises a
+      ``ValueError`` for ids outside ``[0, V)`` on concrete prefixes and returns NaN rows for
+      them under ``jit``/``vmap``.
+
+    Raises:
+      TypeError: ``model`` not a :class:`~spectheory.models.TableLM`.
+      ValueError: ``depth`` not a positive int, a bad ``prefix``.
 
     >>> import jax.numpy as jnp
     >>> fn = table_log_probs_fn(TableLM(2, {(): [0.5, 0.5], (0,): [1.0, 0.0], (1,): [0.25, 0.75]}), 2)
@@ -192,10 +247,11 @@ def table_log_probs_fn(model: TableLM, depth: int, *, prefix=()) -> Callable:
     References:
       Kool et al., ICML 2019 (arXiv 1903.06059) (the model interface the search expands).
     """
-    V = model.vocab_size
-    prefix = tuple(int(t) for t in prefix)
+    V = _check_model(model).vocab_size
+    depth = _v.check_count(depth, "depth")
+    prefix = _check_prefix(prefix, V)
     rows, offsets = [], []
-    for t in range(int(depth)):
+    for t in range(depth):
         offsets.append(len(rows))
         for s in itertools.product(range(V), repeat=t):
             # unreachable prefixes (probability zero) get an all-zero row (-inf logits); the
@@ -208,13 +264,20 @@ def table_log_probs_fn(model: TableLM, depth: int, *, prefix=()) -> Callable:
     table = jnp.asarray(table)
 
     def log_probs_fn(prefixes):
+        prefixes = _v.as_tokens(prefixes, "prefixes", V, ndim=None)
+        if prefixes.ndim < 1:
+            raise ValueError("prefixes: expected int[..., t]")
         t = prefixes.shape[-1]
         if t >= len(offsets):
-            raise ValueError(f"table_log_probs_fn: prefixes of length {t} exceed depth {len(offsets)}")
+            raise ValueError(f"prefixes: length {t} exceeds the tabulated depth {len(offsets)} (t < depth)")
         code = jnp.zeros(prefixes.shape[:-1], jnp.int32)
         for j in range(t):
             code = code * V + prefixes[..., j]
-        return table[offsets[t] + code]
+        out = table[offsets[t] + code]
+        if any_traced(prefixes) and t:
+            ok = jnp.all((prefixes >= 0) & (prefixes < V), -1)
+            out = jnp.where(ok[..., None], out, jnp.nan)
+        return out
 
     return log_probs_fn
 
@@ -223,8 +286,17 @@ def sequence_law(model: TableLM, depth: int, *, prefix=()) -> tuple[list, np.nda
     r"""All sequences of length ``depth`` of positive probability and their probabilities
     :math:`q(s) = \prod_t q(s_t \mid s_{<t})` (host, float64), by enumeration.
 
+    Args:
+      model: a :class:`~spectheory.models.TableLM`.
+      depth: sequence length, an int ``>= 0``.
+      prefix: context, int token ids in ``[0, V)``.
+
     Returns:
       ``(sequences list[tuple], probs float64[M])``.
+
+    Raises:
+      TypeError: ``model`` not a :class:`~spectheory.models.TableLM`.
+      ValueError: a bad ``depth`` or ``prefix``.
 
     >>> seqs, probs = sequence_law(TableLM(2, {(): [0.5, 0.5], (0,): [1.0, 0.0], (1,): [0.25, 0.75]}), 2)
     >>> seqs, probs.tolist()
@@ -233,6 +305,9 @@ def sequence_law(model: TableLM, depth: int, *, prefix=()) -> tuple[list, np.nda
     References:
       Kool et al., ICML 2019 (arXiv 1903.06059), Sec. 3 (the sequence law the search samples).
     """
+    V = _check_model(model).vocab_size
+    depth = _v.check_count(depth, "depth", minimum=0)
+    prefix = _check_prefix(prefix, V)
     out, probs = [], []
 
     def rec(seq, pr):

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from spectheory import _validation as _v
+from spectheory.sampling._traced import any_traced, flag_where, logits_ok, nan_where
 
 
 def _check_k(k, V: int) -> int:
@@ -27,7 +28,7 @@ def _check_support(logits, k: int) -> None:
         support = np.sum(np.asarray(logits) > -np.inf, axis=-1)
         if np.any(support < k):
             raise ValueError(
-                f"k={k} is too large for sampling without replacement: a row has only "
+                f"k={k} is too large for these logits (sampling without replacement): a row has only "
                 f"{int(np.min(support))} tokens of positive probability")
 
 
@@ -45,7 +46,14 @@ def gumbel_top_k_with_gumbels(gumbels, logits, k: int) -> jax.Array:
         on concrete inputs).
 
     Returns:
-      int32[..., k], distinct token ids in decreasing order of perturbed logit.
+      int32[..., k], distinct token ids in decreasing order of perturbed logit. Under
+      ``jit``/``vmap`` a draw that falls on a token of zero probability (fewer than ``k``
+      finite logits) is the flag ``-1``, and so is every draw of a row with NaN or ``+inf``
+      logits or non-finite noise.
+
+    Raises:
+      ValueError: (eager) NaN or ``+inf`` logits, an all ``-inf`` row, non-finite or
+        non-floating ``gumbels``, a ``k`` outside ``[1, V]`` or above the support.
 
     >>> import jax.numpy as jnp
     >>> gumbel_top_k_with_gumbels(jnp.zeros(4), jnp.log(jnp.array([0.1, 0.4, 0.2, 0.3])), 2).tolist()
@@ -63,11 +71,24 @@ def gumbel_top_k_with_gumbels(gumbels, logits, k: int) -> jax.Array:
     k = _check_k(k, logits.shape[-1])
     _check_support(logits, k)
     gumbels = jnp.asarray(gumbels) if _v.is_concrete(gumbels) else gumbels
-    if gumbels.shape[-1] != logits.shape[-1]:
-        raise ValueError(f"gumbels: last axis {gumbels.shape[-1]} != V = {logits.shape[-1]}")
+    if not jnp.issubdtype(gumbels.dtype, jnp.floating):
+        raise ValueError(f"gumbels: expected floating noise, got dtype {gumbels.dtype}")
+    if gumbels.ndim < 1 or gumbels.shape[-1] != logits.shape[-1]:
+        raise ValueError(f"gumbels: last axis of shape {tuple(gumbels.shape)} != V = {logits.shape[-1]}")
+    try:
+        jnp.broadcast_shapes(gumbels.shape, logits.shape)
+    except ValueError:
+        raise ValueError(f"gumbels: shape {tuple(gumbels.shape)} does not broadcast against logits "
+                         f"{tuple(logits.shape)}") from None
+    if _v.is_concrete(gumbels) and not np.all(np.isfinite(np.asarray(gumbels))):
+        raise ValueError("gumbels: contains NaN or inf")
     dtype = jnp.result_type(logits.dtype, gumbels.dtype, jnp.float32)
-    _, idx = jax.lax.top_k(logits.astype(dtype) + gumbels.astype(dtype), k)
-    return idx.astype(jnp.int32)
+    vals, idx = jax.lax.top_k(logits.astype(dtype) + gumbels.astype(dtype), k)
+    idx = jnp.where(vals > -jnp.inf, idx, -1).astype(jnp.int32)
+    if any_traced(logits, gumbels):
+        ok = logits_ok(logits) & jnp.all(jnp.abs(gumbels) < jnp.inf, -1)
+        idx = flag_where(ok, idx)
+    return idx
 
 
 def gumbel_top_k(key, logits, k: int) -> jax.Array:
@@ -87,7 +108,11 @@ def gumbel_top_k(key, logits, k: int) -> jax.Array:
       k: static, ``1 <= k <=`` number of finite logits.
 
     Returns:
-      int32[..., k].
+      int32[..., k] (the flag ``-1`` under ``jit``/``vmap`` as in
+      :func:`gumbel_top_k_with_gumbels`).
+
+    Raises:
+      ValueError: a bad ``key``, or as :func:`gumbel_top_k_with_gumbels`.
 
     >>> import jax, jax.numpy as jnp
     >>> x = gumbel_top_k(jax.random.key(0), jnp.log(jnp.array([0.5, 0.5, 0.0])), 2)
@@ -97,6 +122,8 @@ def gumbel_top_k(key, logits, k: int) -> jax.Array:
     References:
       Kool et al., ICML 2019 (arXiv 1903.06059); Vieira (2014).
     """
+    key = _v.check_key(key)
+    logits = _v.as_logits(logits, "logits")
     dtype = jnp.result_type(logits, jnp.float32)
     g = jax.random.gumbel(key, jnp.shape(logits), dtype)
     return gumbel_top_k_with_gumbels(g, logits, k)
@@ -113,7 +140,12 @@ def plackett_luce_log_prob(logits, indices) -> jax.Array:
       indices: int[k], distinct.
 
     Returns:
-      float scalar (``-inf`` for tuples of probability zero).
+      float scalar (``-inf`` for tuples of probability zero); NaN under ``jit``/``vmap`` for
+      invalid logits or ids out of range or repeated.
+
+    Raises:
+      ValueError: (eager) invalid logits (as :func:`gumbel_top_k_with_gumbels`), ids not
+        integers in ``[0, V)``, repeated ids, or no ids.
 
     >>> import jax.numpy as jnp
     >>> round(float(jnp.exp(plackett_luce_log_prob(jnp.log(jnp.array([0.5, 0.3, 0.2])), jnp.array([1, 2])))), 4)
@@ -125,9 +157,19 @@ def plackett_luce_log_prob(logits, indices) -> jax.Array:
     logits = _v.as_logits(logits, "logits", ndim=1)
     V = logits.shape[-1]
     indices = _v.as_tokens(indices, "indices", V)
+    k = indices.shape[0]
+    if k == 0:
+        raise ValueError("indices: expected at least one index")
+    if _v.is_concrete(indices) and np.unique(np.asarray(indices)).size != k:
+        raise ValueError(f"indices: expected distinct ids (drawn without replacement), got {np.asarray(indices).tolist()}")
     logw = jax.nn.log_softmax(logits.astype(jnp.result_type(logits, jnp.float32)))
     w = jnp.exp(logw)
     sel = logw[indices]
     used = jnp.concatenate([jnp.zeros((1,), w.dtype), jnp.cumsum(w[indices])[:-1]])
     rest = jnp.maximum(1 - used, 0)
-    return jnp.sum(sel - jnp.log(jnp.where(rest > 0, rest, 1)))
+    out = jnp.sum(sel - jnp.log(jnp.where(rest > 0, rest, 1)))
+    if any_traced(logits, indices):
+        distinct = jnp.all(jnp.sum(indices[:, None] == indices[None, :], 1) == 1)
+        in_range = jnp.all((indices >= 0) & (indices < V))
+        out = nan_where(logits_ok(logits) & distinct & in_range, out)
+    return out

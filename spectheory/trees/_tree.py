@@ -14,7 +14,7 @@ from spectheory import _registry
 from spectheory import _validation as _v
 from spectheory import drafts as _drafts  # noqa: F401  (registers the built-in schemes)
 from spectheory._registry import DraftScheme
-from spectheory.sampling._beam import stochastic_beam_search_with_gumbels
+from spectheory.sampling._beam import _check_fn, _check_model, _check_prefix, stochastic_beam_search_with_gumbels
 
 
 class DraftTree(NamedTuple):
@@ -75,6 +75,27 @@ def _as_scheme(scheme, *, children: bool = False) -> DraftScheme:
     return s
 
 
+def _check_tree(tree, name: str = "tree", *, concrete: bool = False) -> DraftTree:
+    """Check that ``tree`` is a :class:`DraftTree` with consistent array shapes (and concrete
+    arrays when ``concrete``); ``TypeError``/``ValueError`` naming the argument."""
+    if not isinstance(tree, DraftTree):
+        raise TypeError(f"{name}: expected a spectheory.trees.DraftTree, got {type(tree).__name__}")
+    arrays = (tree.token, tree.parent, tree.depth, tree.children, tree.num_children, tree.valid)
+    if concrete and not all(_v.is_concrete(a) for a in arrays):
+        raise TypeError(f"{name}: expected a concrete tree (host-side function), got traced arrays")
+    N = tree.token.shape[-1] if tree.token.ndim else -1
+    shapes_ok = (tree.token.ndim >= 1 and tree.parent.shape == tree.token.shape
+                 and tree.depth.shape == tree.token.shape and tree.valid.shape == tree.token.shape
+                 and tree.children.ndim == tree.token.ndim + 1 and tree.children.shape[-2] == N + 1
+                 and tree.num_children.shape == tree.children.shape[:-1])
+    if not shapes_ok:
+        raise ValueError(f"{name}: inconsistent DraftTree arrays (token {tuple(jnp.shape(tree.token))}, parent "
+                         f"{tuple(jnp.shape(tree.parent))}, children {tuple(jnp.shape(tree.children))})")
+    if not jnp.issubdtype(tree.token.dtype, jnp.integer):
+        raise ValueError(f"{name}.token: expected integer token ids, got dtype {tree.token.dtype}")
+    return tree
+
+
 def _check_width(width, name: str = "width") -> int:
     if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
         raise ValueError(f"{name}: expected a positive Python int (static), got {width!r}")
@@ -108,8 +129,9 @@ def children_table(parent, valid, width: int) -> tuple[jax.Array, jax.Array]:
 
     Every builder numbers siblings in draft order, so this is the order of the multi-draft
     tuple a node rule verifies. Pure ``jnp`` (a stable sort and a scatter), batched over the
-    leading axes, jit-clean for a static ``width``; it never raises on values: invalid slots
-    and parents outside ``[-1, N)`` are ignored, and children beyond ``width`` are dropped
+    leading axes, jit-clean for a static ``width``. Eager calls raise on a valid slot whose
+    parent is not ``-1`` or an earlier slot; under ``jit``/``vmap`` (no raising) invalid slots
+    and parents outside ``[-1, N)`` are ignored. Children beyond ``width`` are dropped
     (``num_children`` is capped at ``width``; :func:`tree_from_parents` checks the width on
     the host).
 
@@ -122,7 +144,8 @@ def children_table(parent, valid, width: int) -> tuple[jax.Array, jax.Array]:
       ``(children int32[..., N+1, width], num_children int32[..., N+1])``.
 
     Raises:
-      ValueError: on mismatched shapes or a bad ``width``.
+      ValueError: on mismatched shapes or dtypes, a bad ``width``, and (eager calls) a valid
+        slot whose parent is not ``-1`` or an earlier slot (the builders' level order).
 
     >>> import jax.numpy as jnp
     >>> ch, num = children_table(jnp.array([-1, -1, 0, 0, 1]), jnp.array([True, True, True, False, True]), 2)
@@ -141,7 +164,16 @@ def children_table(parent, valid, width: int) -> tuple[jax.Array, jax.Array]:
         raise ValueError(f"parent: expected an integer array, got dtype {parent.dtype}")
     if valid.shape != parent.shape:
         raise ValueError(f"valid: expected shape {tuple(parent.shape)} (as parent), got {tuple(valid.shape)}")
+    if valid.dtype != bool:
+        raise ValueError(f"valid: expected a bool array, got dtype {valid.dtype}")
     lead, N = tuple(parent.shape[:-1]), int(parent.shape[-1])
+    if _v.is_concrete(parent) and _v.is_concrete(valid) and parent.size:
+        par, ok = np.asarray(parent).reshape(-1, N), np.asarray(valid).reshape(-1, N)
+        bad = ok & ~((par >= -1) & (par < np.arange(N)))
+        if np.any(bad):
+            b = np.argwhere(bad)[0]
+            raise ValueError(f"parent: valid slot {int(b[-1])} has parent {int(par[tuple(b)])}; expected -1 or an "
+                             "earlier slot (level order)")
     size = int(np.prod(lead, dtype=np.int64))
     ch, num = _children_table_batched(parent.reshape((size, N)).astype(jnp.int32),
                                       valid.reshape((size, N)).astype(bool), width)
@@ -181,8 +213,8 @@ def tree_from_parents(token: Sequence[int], parent: Sequence[int], scheme: Union
       :class:`DraftTree` (concrete arrays).
 
     Raises:
-      ValueError: unknown ``scheme``, mismatched lengths, a parent after its child, or a
-        ``max_children`` below the largest fan-out.
+      ValueError: unknown ``scheme``, no nodes, non-integer or negative tokens, mismatched
+        lengths, a parent after its child, or a ``max_children`` below the largest fan-out.
 
     >>> t = tree_from_parents([2, 0, 1], [-1, 0, 0], "iid")
     >>> t.children.tolist(), t.depth.tolist(), t.max_depth, t.scheme.name
@@ -192,11 +224,15 @@ def tree_from_parents(token: Sequence[int], parent: Sequence[int], scheme: Union
       Miao et al., SpecInfer, ASPLOS 2024 (arXiv 2305.09781), Sec. 4 (token trees).
     """
     s = _as_scheme(scheme)
-    token = np.asarray(token, dtype=np.int32).reshape(-1)
-    parent = np.asarray(parent, dtype=np.int32).reshape(-1)
+    token = _int_list(token, "token")
+    parent = _int_list(parent, "parent")
     N = token.shape[0]
+    if N == 0:
+        raise ValueError("token: expected at least one node")
+    if np.any(token < 0):
+        raise ValueError(f"token: expected non-negative token ids, got {token.tolist()}")
     if parent.shape != (N,):
-        raise ValueError("parent: expected the same length as token")
+        raise ValueError(f"parent: expected the same length as token ({N}), got {parent.shape[0]}")
     depth = np.zeros(N, np.int32)
     for i in range(N):
         if not -1 <= parent[i] < i:
@@ -213,6 +249,20 @@ def tree_from_parents(token: Sequence[int], parent: Sequence[int], scheme: Union
     children, num = children_table(jnp.asarray(parent), jnp.ones((N,), bool), width)
     return DraftTree(jnp.asarray(token), jnp.asarray(parent), jnp.asarray(depth), children, num,
                      jnp.ones(N, bool), s, int(depth.max(initial=0)))
+
+
+def _int_list(x, name: str) -> np.ndarray:
+    """A host-side 1-d int list (``int32[N]``), else ``ValueError``/``TypeError`` naming it."""
+    if not _v.is_concrete(x):
+        raise TypeError(f"{name}: expected concrete ints (host side), got a traced array")
+    arr = np.asarray(x)
+    if arr.size == 0:
+        return np.zeros(0, np.int32)
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name}: expected a 1-d sequence of ints, got {x!r}")
+    if arr.min() < np.iinfo(np.int32).min or arr.max() > np.iinfo(np.int32).max:
+        raise ValueError(f"{name}: values do not fit int32")
+    return arr.astype(np.int32)
 
 
 # --- growth -----------------------------------------------------------------------------------
@@ -284,8 +334,10 @@ def grow_tree(key, scheme: Union[str, DraftScheme], branching: Sequence[int], ro
       are the uniform placeholder ``1/V`` (never read by the verifier).
 
     Raises:
-      ValueError: a scheme without ``children``, bad ``branching``, ``root_logq`` not
-        ``[B, V]``, or ``expand`` returning the wrong shape.
+      ValueError: a bad ``key``, a scheme without ``children``, bad ``branching``,
+        ``root_logq`` not float ``[B, V]`` (eager: NaN, ``+inf`` or an all ``-inf`` row),
+        ``active`` not bool[B], or ``expand`` returning the wrong shape.
+      TypeError: ``expand`` not callable (it may be ``None`` for a single level).
 
     >>> import jax, jax.numpy as jnp
     >>> root = jnp.log(jnp.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]))
@@ -301,13 +353,15 @@ def grow_tree(key, scheme: Union[str, DraftScheme], branching: Sequence[int], ro
       Speculative Decoding (arXiv 2402.14160), RSD-C; Hu et al., ICLR 2025
       (arXiv 2502.18779) (greedy children).
     """
+    key = _v.check_key(key)
     s = _as_scheme(scheme, children=True)
     branching = _v.check_branching(branching)
+    if len(branching) > 1 or expand is not None:  # one level never calls expand
+        _check_fn(expand, "expand")
     root = jnp.asarray(root_logq) if _v.is_concrete(root_logq) else root_logq
     if root.ndim != 2 or root.shape[-1] < 1:
         raise ValueError(f"root_logq: expected float[B, V], got shape {tuple(root.shape)}")
-    if not jnp.issubdtype(root.dtype, jnp.floating):
-        raise ValueError(f"root_logq: expected a floating array, got dtype {root.dtype}")
+    root = _v.as_logits(root, "root_logq", ndim=2)
     B, V = int(root.shape[0]), int(root.shape[1])
     sizes, starts, N = _level_sizes(branching)
     D = len(branching)
@@ -315,8 +369,8 @@ def grow_tree(key, scheme: Union[str, DraftScheme], branching: Sequence[int], ro
         alive = jnp.ones((B, 1), bool)
     else:
         act = jnp.asarray(active) if _v.is_concrete(active) else active
-        if act.shape != (B,):
-            raise ValueError(f"active: expected bool[{B}], got shape {tuple(act.shape)}")
+        if act.shape != (B,) or act.dtype != bool:
+            raise ValueError(f"active: expected bool[{B}], got {act.dtype}{list(act.shape)}")
         alive = act.astype(bool)[:, None]
     keys = jax.random.split(key, D)
     logq = root[:, None, :]
@@ -393,8 +447,9 @@ def draft_tree(key, scheme: Union[str, DraftScheme], log_probs_fn: Callable, bra
       never used).
 
     Raises:
-      ValueError: a scheme without ``children`` (e.g. ``"hub"``), bad ``branching``, or
-        ``log_probs_fn`` returning the wrong shape.
+      ValueError: a bad ``key`` or ``vocab_size``, a scheme without ``children`` (e.g.
+        ``"hub"``), bad ``branching``, or ``log_probs_fn`` returning the wrong shape.
+      TypeError: ``log_probs_fn`` not callable.
 
     >>> import jax
     >>> from spectheory.models import TableLM
@@ -414,11 +469,11 @@ def draft_tree(key, scheme: Union[str, DraftScheme], log_probs_fn: Callable, bra
       RSD-C; Kool et al., ICML 2019 (arXiv 1903.06059); Hu et al., Towards Optimal Multi-draft
       Speculative Decoding, ICLR 2025 (arXiv 2502.18779).
     """
+    key = _v.check_key(key)
     s = _as_scheme(scheme, children=True)
     branching = _v.check_branching(branching)
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
-        raise ValueError(f"vocab_size: expected a positive int (static), got {vocab_size!r}")
-    V = int(vocab_size)
+    _check_fn(log_probs_fn)
+    V = _v.check_count(vocab_size, "vocab_size")
     root = jnp.asarray(log_probs_fn(jnp.zeros((1, 0), jnp.int32)))
     if tuple(root.shape) != (1, V):
         raise ValueError(f"log_probs_fn: expected shape (1, {V}), got {tuple(root.shape)}")
@@ -456,6 +511,11 @@ def beam_tree(key, log_probs_fn: Callable, beam_width: int, depth: int, vocab_si
       ``(tree, q)`` with ``N = W * D`` slots and the without-replacement scheme; ``q`` is
       float[N+1, V].
 
+    Raises:
+      ValueError: a bad ``key``, ``beam_width``, ``depth`` or ``vocab_size``, or as
+        :func:`spectheory.sampling.stochastic_beam_search_with_gumbels`.
+      TypeError: ``log_probs_fn`` not callable.
+
     >>> import jax
     >>> from spectheory.models import TableLM
     >>> from spectheory.sampling import table_log_probs_fn
@@ -467,7 +527,10 @@ def beam_tree(key, log_probs_fn: Callable, beam_width: int, depth: int, vocab_si
     References:
       Jeon et al. (arXiv 2402.14160), RSD-S; Kool et al., ICML 2019 (arXiv 1903.06059).
     """
-    W, D, V = int(beam_width), int(depth), int(vocab_size)
+    key = _v.check_key(key)
+    _check_fn(log_probs_fn)
+    W, D = _v.check_count(beam_width, "beam_width"), _v.check_count(depth, "depth")
+    V = _v.check_count(vocab_size, "vocab_size")
     dtype = jax.dtypes.canonicalize_dtype(jnp.float64)
     g = jax.random.gumbel(key, (D, W, V), dtype)
     # record the draft law at every kept prefix while the search runs
@@ -499,12 +562,26 @@ def node_paths(tree: DraftTree) -> list:
 
     .. math:: \mathrm{path}(i) = \mathrm{path}(\mathrm{parent}(i)) \,\|\, \mathrm{token}(i)
 
+    Args:
+      tree: a concrete, unbatched :class:`DraftTree`.
+
+    Returns:
+      ``list[tuple[int, ...] | None]`` of length ``N``.
+
+    Raises:
+      TypeError: ``tree`` not a concrete :class:`DraftTree`.
+      ValueError: a batched or malformed tree (a valid node whose parent is not an earlier
+        valid node).
+
     >>> node_paths(tree_from_parents([2, 0, 1], [-1, 0, 0], "iid"))
     [(2,), (2, 0), (2, 1)]
 
     References:
       Miao et al., SpecInfer (arXiv 2305.09781), Sec. 4.
     """
+    _check_tree(tree, concrete=True)
+    if tree.token.ndim != 1:
+        raise ValueError(f"tree: expected one tree (1-d arrays), got token shape {tuple(tree.token.shape)}")
     token = np.asarray(tree.token)
     parent = np.asarray(tree.parent)
     valid = np.asarray(tree.valid)
@@ -513,6 +590,8 @@ def node_paths(tree: DraftTree) -> list:
         if not valid[i]:
             paths.append(None)
         else:
+            if not (parent[i] == -1 or (0 <= parent[i] < i and paths[parent[i]] is not None)):
+                raise ValueError(f"tree: node {i} has parent {int(parent[i])}; expected -1 or an earlier valid node")
             base = () if parent[i] < 0 else paths[parent[i]]
             paths.append(base + (int(token[i]),))
     return paths
@@ -526,6 +605,18 @@ def table_laws(model, tree: DraftTree, *, prefix=()) -> np.ndarray:
     .. math:: \mathrm{laws}[0] = P(\cdot \mid c), \qquad
         \mathrm{laws}[i + 1] = P(\cdot \mid c\, \mathrm{path}(i)).
 
+    Args:
+      model: a :class:`~spectheory.models.TableLM` over ``V`` tokens.
+      tree: a concrete, unbatched :class:`DraftTree` with tokens in ``[0, V)``.
+      prefix: the context, int token ids in ``[0, V)``.
+
+    Returns:
+      float64[N+1, V].
+
+    Raises:
+      TypeError: ``model`` not a ``TableLM`` or ``tree`` not a concrete ``DraftTree``.
+      ValueError: tokens or ``prefix`` out of range, or a malformed tree.
+
     >>> from spectheory.models import TableLM
     >>> table_laws(TableLM.context_free([0.5, 0.5]), tree_from_parents([1], [-1], "iid")).shape
     (2, 2)
@@ -533,8 +624,10 @@ def table_laws(model, tree: DraftTree, *, prefix=()) -> np.ndarray:
     References:
       Miao et al., SpecInfer (arXiv 2305.09781) (one target call scores every tree node).
     """
-    prefix = tuple(int(t) for t in prefix)
-    V = model.vocab_size
+    V = _check_model(model).vocab_size
+    prefix = _check_prefix(prefix, V)
+    _check_tree(tree, concrete=True)
+    _v.as_tokens(tree.token, "tree.token", V)
     rows = [model.next_law(prefix)]
     for path in node_paths(tree):
         rows.append(np.full(V, 1.0 / V) if path is None else model.next_law(prefix + path))

@@ -11,17 +11,22 @@ import numpy as np
 from spectheory import _core
 from spectheory import _validation as _v
 from spectheory._registry import Rule, rule as _lookup
-from spectheory.trees._tree import DraftTree, _as_scheme, tree_from_parents  # noqa: F401  (doctest)
+from spectheory.sampling._traced import any_traced, probs_ok
+from spectheory.trees._tree import DraftTree, _as_scheme, _check_tree, tree_from_parents  # noqa: F401  (doctest)
 
 
 class TreeResult(NamedTuple):
     """Outcome of verifying one draft tree.
 
+    Under ``jit``/``vmap``, invalid input (NaN or inf anywhere in ``p`` or ``q``, a row read by
+    the walk that is not a law, uniforms outside ``[0, 1)``, valid node tokens outside
+    ``[0, V)``) gives the flag: every entry ``-1``.
+
     Attributes:
       tokens: the emitted tokens: the accepted path followed by one residual or bonus token,
         padded with -1.  # shape=(D+1,), dtype=int32
       num_accepted: number of accepted draft tokens ``k`` in ``0..D``; the call emits
-        ``k + 1`` tokens.  # shape=(), dtype=int32
+        ``k + 1`` tokens (``-1``: invalid traced input).  # shape=(), dtype=int32
       nodes: node indices of the accepted path, padded with -1.  # shape=(D,), dtype=int32
     """
 
@@ -31,7 +36,16 @@ class TreeResult(NamedTuple):
 
 
 def _as_rule(r: Union[str, Rule]) -> Rule:
-    return _lookup(r) if isinstance(r, str) else r
+    """Resolve a rule (object or registered name); ``ValueError``/``TypeError`` naming
+    ``node_rule``."""
+    if isinstance(r, Rule):
+        return r
+    if not isinstance(r, str):
+        raise TypeError(f"node_rule: expected a spectheory.Rule or a registered name, got {type(r).__name__}")
+    try:
+        return _lookup(r)
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"node_rule: {e}") from None
 
 
 def _child_counts(tree: DraftTree) -> list[int]:
@@ -65,7 +79,9 @@ def check_pairing(tree: DraftTree, node_rule: Union[str, Rule], vocab_size: int)
 
     Raises:
       ValueError: on a mismatched scheme (naming the rule and both schemes), an unsupported
-        number of children, or a host-only rule.
+        number of children, a host-only rule, an unknown rule name or a bad ``vocab_size``.
+      TypeError: ``tree`` not a :class:`~spectheory.trees.DraftTree`, ``node_rule`` neither a
+        rule nor a name.
 
     >>> check_pairing(tree_from_parents([1, 0], [-1, 0], "iid"), "single", 2).name
     'single'
@@ -74,6 +90,8 @@ def check_pairing(tree: DraftTree, node_rule: Union[str, Rule], vocab_size: int)
       Jeon et al., RSD (arXiv 2402.14160), Sec. 3 (the draft law each node rule assumes);
       Miao et al., SpecInfer (arXiv 2305.09781).
     """
+    _check_tree(tree)
+    vocab_size = _v.check_count(vocab_size, "vocab_size")
     r = _as_rule(node_rule)
     s = _as_scheme(tree.scheme)
     if r.drafts.name != s.name:
@@ -91,6 +109,10 @@ def check_pairing(tree: DraftTree, node_rule: Union[str, Rule], vocab_size: int)
 
 
 def _check_tree_laws(tree, p, q):
+    _check_tree(tree)
+    if tree.token.ndim != 1:
+        raise ValueError(f"tree: expected one tree (1-d arrays; vmap over a batch), got token shape "
+                         f"{tuple(tree.token.shape)}")
     p = _v.as_probs(p, "p", ndim=2)
     q = _v.as_probs(q, "q", ndim=2)
     V = _v.same_vocab(p, q)
@@ -119,13 +141,26 @@ def tree_num_uniforms(tree: DraftTree, node_rule: Union[str, Rule], vocab_size: 
 
     over the child counts ``m <= B`` the rule supports.
 
+    Args:
+      tree: a :class:`~spectheory.trees.DraftTree`.
+      node_rule: a :class:`spectheory.Rule` or a registered name.
+      vocab_size: ``V``, a positive int.
+
+    Returns:
+      int.
+
+    Raises:
+      ValueError, TypeError: a bad ``tree``, ``node_rule`` or ``vocab_size``, or a rule that may
+        not verify the tree's children (:func:`check_pairing`).
+
     >>> tree_num_uniforms(tree_from_parents([1, 0], [-1, 0], "iid"), "single", 2)
     6
 
     References:
       Leviathan et al. 2023 (arXiv 2211.17192) (explicit uniforms per decision).
     """
-    _, S = _per_step(_as_rule(node_rule), tree.children.shape[-1], int(vocab_size))
+    r = check_pairing(tree, node_rule, vocab_size)
+    _, S = _per_step(r, tree.children.shape[-1], int(vocab_size))
     return (tree.max_depth + 1) * S
 
 
@@ -158,7 +193,13 @@ def tree_verify_with_uniforms(uniforms, tree: DraftTree, p, q, node_rule: Union[
       node_rule: a :class:`spectheory.Rule` or a registered name, e.g. ``"single"``.
 
     Returns:
-      :class:`TreeResult`.
+      :class:`TreeResult` (all ``-1`` under ``jit``/``vmap`` for invalid input).
+
+    Raises:
+      ValueError: (eager) ``p``/``q`` not laws of shape ``[N+1, V]``, node tokens out of
+        range, uniforms of the wrong shape or outside ``[0, 1)``, or as
+        :func:`check_pairing`.
+      TypeError: ``tree`` not a :class:`~spectheory.trees.DraftTree`.
 
     >>> import jax.numpy as jnp
     >>> t = tree_from_parents([1, 0], [-1, 0], "iid")  # a chain: branching 1
@@ -191,6 +232,8 @@ def tree_verify_with_uniforms(uniforms, tree: DraftTree, p, q, node_rule: Union[
     for i, m in enumerate(counts):
         slot_of[m] = i
 
+    traced = any_traced(p, q, u, tree.token, tree.children, tree.num_children, tree.valid)
+    laws_ok = jnp.all(jnp.abs(p) < jnp.inf) & jnp.all(jnp.abs(q) < jnp.inf) if traced else None
     row = jnp.zeros((), jnp.int32)
     done = jnp.zeros((), bool)
     k = jnp.zeros((), jnp.int32)
@@ -201,6 +244,8 @@ def tree_verify_with_uniforms(uniforms, tree: DraftTree, p, q, node_rule: Union[
         m = tree.num_children[row] if t < D else jnp.zeros((), jnp.int32)
         kid_tok = jnp.where(kids >= 0, tree.token[jnp.maximum(kids, 0)], -1)
         pr, qr = p[row], q[row]
+        if traced:  # only the rows the walk reads must be laws (q only where there are children)
+            laws_ok = laws_ok & (done | (probs_ok(pr) & ((m == 0) | probs_ok(qr))))
         bonus = _core.sample_index(u[t, 0], pr)
         if branches:
             # padding (-1) replaced by token 0 for the rule; only the first m drafts are read
@@ -219,7 +264,11 @@ def tree_verify_with_uniforms(uniforms, tree: DraftTree, p, q, node_rule: Union[
         row = jnp.where(act & descend, child + 1, row)
         k = jnp.where(act & descend, k + 1, k)
         done = done | ~descend
-    return TreeResult(tokens, k.astype(jnp.int32), nodes)
+    k = k.astype(jnp.int32)
+    if traced:
+        ok = laws_ok & jnp.all((u >= 0) & (u < 1)) & jnp.all(~tree.valid | ((tree.token >= 0) & (tree.token < V)))
+        tokens, nodes, k = (jnp.where(ok, a, -1) for a in (tokens, nodes, k))
+    return TreeResult(tokens, k, nodes)
 
 
 def tree_verify(key, tree: DraftTree, p, q, node_rule: Union[str, Rule]) -> TreeResult:
@@ -237,9 +286,14 @@ def tree_verify(key, tree: DraftTree, p, q, node_rule: Union[str, Rule]) -> Tree
     Returns:
       :class:`TreeResult`.
 
+    Raises:
+      ValueError: a bad ``key``, or as :func:`tree_verify_with_uniforms`.
+
     References:
       Miao et al., SpecInfer (arXiv 2305.09781); Jeon et al., RSD (arXiv 2402.14160).
     """
+    key = _v.check_key(key)
+    _check_tree_laws(tree, p, q)
     r = _as_rule(node_rule)
     dtype = _core.float_dtype(p, q)
     u = jax.random.uniform(key, (tree_num_uniforms(tree, r, jnp.shape(p)[-1]),), dtype)
@@ -261,6 +315,10 @@ def tree_kernel(tree: DraftTree, p, q, node_rule: Union[str, Rule]) -> dict:
     Returns:
       ``{emitted tokens (tuple): probability}``.
 
+    Raises:
+      TypeError: ``tree`` not a concrete :class:`~spectheory.trees.DraftTree`.
+      ValueError: as :func:`tree_verify_with_uniforms`.
+
     >>> import numpy as np
     >>> t = tree_from_parents([0], [-1], "iid")
     >>> law = tree_kernel(t, np.array([[0.5, 0.5], [1.0, 0.0]]), np.array([[1.0, 0.0], [0.5, 0.5]]), "single")
@@ -270,6 +328,9 @@ def tree_kernel(tree: DraftTree, p, q, node_rule: Union[str, Rule]) -> dict:
     References:
       Miao et al., SpecInfer (arXiv 2305.09781).
     """
+    _check_tree(tree, concrete=True)
+    if not (_v.is_concrete(p) and _v.is_concrete(q)):
+        raise TypeError("p, q: tree_kernel runs on the host and needs concrete laws, got a traced array")
     with jax.enable_x64(True):
         p = np.asarray(p, dtype=np.float64)
         q = np.asarray(q, dtype=np.float64)

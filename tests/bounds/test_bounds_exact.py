@@ -416,11 +416,18 @@ def test_single_token_vocabulary(scheme):
 
 
 @pytest.mark.parametrize("scheme", ["without_replacement", "greedy"])
-def test_too_many_drafts_under_jit_is_finite(scheme):
-    """Invalid n (larger than the support of q) cannot be checked under jit: no NaN comes out."""
+def test_too_many_drafts_under_jit_is_nan(scheme):
+    """n larger than the support of q: the eager call raises, under jit and vmap the row is NaN
+    (never a plausible number) while a legal row of the same batch keeps its value."""
+    q_bad, q_ok = jnp.array([0.5, 0.5, 0.0]), jnp.array([0.4, 0.3, 0.3])
+    with pytest.raises(ValueError, match="n=3"):
+        optimal_acceptance(q_bad, q_bad, 3, scheme)
     f = jax.jit(functools.partial(optimal_acceptance, n=3, scheme=scheme))
-    res = f(jnp.array([0.5, 0.5, 0.0]), jnp.array([0.5, 0.5, 0.0]))
-    assert np.isfinite(float(res.value))
+    assert np.isnan(float(f(q_bad, q_bad).value))
+    both = jax.vmap(functools.partial(optimal_acceptance, n=3, scheme=scheme))(jnp.stack([q_bad, q_ok]),
+                                                                           jnp.stack([q_bad, q_ok]))
+    assert np.isnan(float(both.value[0]))
+    np.testing.assert_allclose(float(both.value[1]), float(optimal_acceptance(q_ok, q_ok, 3, scheme).value))
 
 
 @pytest.mark.parametrize("scheme", ["iid", "without_replacement", "greedy"])

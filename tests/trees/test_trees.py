@@ -333,8 +333,11 @@ def test_children_table_matches_a_python_loop(case):
 
 
 def test_children_table_edge_cases_and_errors():
-    # out-of-range parents are ignored, never scattered elsewhere
-    ch, num = children_table(np.array([-1, 7, -3, 0]), np.ones(4, bool), 2)
+    # out-of-range parents: an eager call raises; under jit they are ignored, never scattered
+    for bad in ([-1, 7, -3, 0], [-1, 1], [-1, 2, 0]):
+        with pytest.raises(ValueError, match="parent"):
+            children_table(np.array(bad), np.ones(len(bad), bool), 2)
+    ch, num = jax.jit(children_table, static_argnums=2)(np.array([-1, 7, -3, 0]), np.ones(4, bool), 2)
     np.testing.assert_array_equal(np.asarray(ch), [[0, -1], [3, -1], [-1, -1], [-1, -1], [-1, -1]])
     np.testing.assert_array_equal(np.asarray(num), [1, 1, 0, 0, 0])
     # children beyond the width are dropped and the count capped
