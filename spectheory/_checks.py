@@ -85,6 +85,9 @@ def checkify(fn: Callable) -> Callable:
     Returns:
       ``fn`` returning ``(checkify.Error, out)``.
 
+    Raises:
+      TypeError: ``fn`` is not callable.
+
     >>> import jax, jax.numpy as jnp
     >>> from spectheory.verify import SINGLE
     >>> f = jax.jit(checkify(SINGLE.kernel))
@@ -95,7 +98,13 @@ def checkify(fn: Callable) -> Callable:
     >>> err.get().startswith("p: contains NaN or inf")
     True
     """
+    _check_fn(fn)
     return _checkify.checkify(_with_checks(fn), errors=_checkify.user_checks)
+
+
+def _check_fn(fn) -> None:
+    if not callable(fn):
+        raise TypeError(f"fn: expected a callable, got {type(fn).__name__}")
 
 
 def _is_array(x) -> bool:
@@ -138,6 +147,7 @@ def checked(fn: Callable) -> Callable:
       a function with ``fn``'s signature and output.
 
     Raises:
+      TypeError: ``fn`` is not callable.
       ValueError: (from the returned function) the first failed check, naming the argument.
 
     >>> import jax, jax.numpy as jnp
@@ -158,6 +168,7 @@ def checked(fn: Callable) -> Callable:
     ...
     ValueError: q: contains NaN or inf
     """
+    _check_fn(fn)
     cache: dict = {}
 
     @functools.wraps(fn)

@@ -275,6 +275,10 @@ def _table() -> dict:
                                                num_uniforms=lambda n: 2),
         [Case("type", "core", not_a("callable")), Case("type", "kernel", not_a("callable")),
          Case("type", "num_uniforms", not_a("callable"))])
+    T["spectheory.checked"] = Entry(spectheory.checked, lambda: dict(fn=verify.chain),
+                                    [Case("type", "fn", not_a("callable"))])
+    T["spectheory.checkify"] = Entry(spectheory.checkify, lambda: dict(fn=verify.chain),
+                                     [Case("type", "fn", not_a("callable"))])
     T["spectheory.register"] = Entry(spectheory.register, lambda: dict(new=None),
                                      [Case("rule", "new", lambda _: st.sampled_from(["single", 3, None, object()]))])
     T["spectheory.rule"] = Entry(spectheory.rule, lambda: dict(name="single"),
@@ -364,7 +368,7 @@ def _table() -> dict:
         audit.chi_square, lambda: dict(rule=SINGLE_RULE, p=P, q=Q, n=1, key=KEY, num_samples=200),
         law_cases("p", "q") + n_cases() + key_case() + count_case("num_samples") + RULE_CASES)
     T["spectheory.audit.chi_square_test"] = Entry(
-        audit.chi_square_test, lambda: dict(samples=np.array([0, 1, 1, 2, 3, 0, 1, 2]), probs=P),
+        audit.chi_square_test, lambda: dict(samples=np.tile([0, 1, 1, 2, 3, 0, 1, 2], 50), probs=P),
         law_cases("probs") + id_cases("samples") + [Case("param", "alpha", bad_float((np.nan, 0.0, 1.0, -0.5)))])
     T["spectheory.audit.sample_tokens"] = Entry(
         audit.sample_tokens, lambda: dict(rule=SINGLE_RULE, p=P, q=Q, n=1, key=KEY, num_samples=50),
