@@ -153,6 +153,11 @@ class Verifier(NamedTuple):
     host_only: bool = False
 
 
+def _check_callable_arg(fn, name: str) -> None:
+    if not callable(fn):
+        raise TypeError(f"{name}: expected a callable, got {type(fn).__name__}")
+
+
 def make_verifier(core: Callable, kernel: Callable, num_uniforms: Callable[[int], int], *,
                   n: Optional[int] = None, distinct: bool = False, check: Optional[Callable] = None,
                   acceptance: Optional[Callable] = None, name: str = "verifier",
@@ -211,6 +216,10 @@ def make_verifier(core: Callable, kernel: Callable, num_uniforms: Callable[[int]
     Returns:
       :class:`Verifier` (``host_only`` as given).
 
+    Raises:
+      TypeError: naming ``core``, ``kernel``, ``num_uniforms``, ``check`` or ``acceptance``
+        when it is not callable.
+
     >>> import jax, jax.numpy as jnp
     >>> from spectheory import VerifyResult
     >>> def core(u, p, q, d):  # accept the draft with probability min(1, p/q), else emit argmax p
@@ -227,6 +236,12 @@ def make_verifier(core: Callable, kernel: Callable, num_uniforms: Callable[[int]
       The stateless transformation factory of optax (DeepMind et al., *The DeepMind JAX
       Ecosystem*, 2020) is the model for this design.
     """
+    for arg, fn in (("core", core), ("kernel", kernel), ("num_uniforms", num_uniforms)):
+        _check_callable_arg(fn, arg)
+    if check is not None:
+        _check_callable_arg(check, "check")
+    if acceptance is not None:
+        _check_callable_arg(acceptance, "acceptance")
     if host_only:
         front = functools.partial(_host_inputs, name, n, distinct, check)
         verify_with_uniforms = _host_verify_with_uniforms(front, core, num_uniforms, name)
@@ -726,6 +741,15 @@ def schemes() -> list[str]:
 def rule(name: Union[str, Rule]) -> Rule:
     """Return the registered :class:`Rule` called ``name`` (a :class:`Rule` is returned as is).
 
+    Args:
+      name: a registered rule name (``spectheory.rules()``) or a :class:`Rule`.
+
+    Returns:
+      the :class:`Rule`.
+
+    Raises:
+      ValueError: naming ``name`` when no rule of that name is registered.
+
     >>> import spectheory
     >>> spectheory.rule("single").drafts.name
     'iid'
@@ -736,7 +760,18 @@ def rule(name: Union[str, Rule]) -> Rule:
         return _REGISTRY[name]
     except (KeyError, TypeError):
         known = ", ".join(sorted(_REGISTRY))
-        raise ValueError(f"unknown rule {name!r}; registered rules: {known}") from None
+        raise ValueError(f"name: unknown rule {name!r}; registered rules: {known}") from None
+
+
+def as_rule(r, name: str = "rule") -> Rule:
+    """A :class:`Rule` argument: a ``Rule`` as is, or a registered rule name looked up once;
+    else ``ValueError`` naming the argument."""
+    if isinstance(r, Rule):
+        return r
+    if isinstance(r, str) and r in _REGISTRY:
+        return _REGISTRY[r]
+    known = ", ".join(sorted(_REGISTRY))
+    raise ValueError(f"{name}: expected a Rule or a registered rule name ({known}), got {r!r}")
 
 
 def rules() -> list[str]:

@@ -353,7 +353,7 @@ def _table() -> dict:
         law_cases("p", "q") + id_cases("tuples") + [Case("type", "kernel", not_a("callable"))])
     T["spectheory.audit.exact_chain"] = Entry(
         audit.exact_chain, lambda: dict(target=_target_lm(), draft=_draft_lm(), gamma=2),
-        count_case("gamma") + [Case("type", "target", not_a("TableLM")), Case("type", "draft", not_a("TableLM"))])
+        count_case("gamma", lo=0) + [Case("type", "target", not_a("TableLM")), Case("type", "draft", not_a("TableLM"))])
     T["spectheory.audit.sequence_error"] = Entry(
         audit.sequence_error, lambda: dict(target=_target_lm(), emitted={(0,): 0.5, (1,): 0.5}, length=1),
         count_case("length") + [Case("type", "target", not_a("TableLM")),

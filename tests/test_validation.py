@@ -73,7 +73,7 @@ def test_audit_errors():
         exact(r, P, Q, 2)
     with pytest.raises(ValueError, match="n: expected a positive int"):
         exact(r, P, Q, 0)
-    with pytest.raises(ValueError, match="unknown rule 'nope'"):
+    with pytest.raises(ValueError, match="name: unknown rule .nope."):
         spectheory.rule("nope")
 
 

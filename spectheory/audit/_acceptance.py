@@ -11,6 +11,7 @@ import numpy as np
 
 from spectheory import _validation as _v
 from spectheory._registry import Rule
+from spectheory._registry import as_rule as _as_rule
 from spectheory.audit import _power
 from spectheory.audit._exact import exact
 
@@ -67,7 +68,7 @@ def acceptance(rule: Rule, p, q, n: int, *, method: str = "auto", key=None,
     r"""Acceptance rate :math:`\Pr[y \in \mathrm{set}(\bar x)]` of ``rule`` for ``(p, q, n)``.
 
     Args:
-      rule: a :class:`spectheory.Rule`.
+      rule: a :class:`spectheory.Rule` or a registered rule name.
       p: target law, float[V]. q: draft law, float[V]. n: number of drafts.
       method: ``"closed_form"`` (the verifier's ``acceptance``), ``"exact"`` (enumeration via
         :func:`spectheory.audit.exact`), ``"monte_carlo"`` (``num_samples`` runs of the sampler
@@ -89,6 +90,7 @@ def acceptance(rule: Rule, p, q, n: int, *, method: str = "auto", key=None,
         an int ``>= 1``; naming ``key``, ``alpha``, ``method``, ``p``, ``q`` or ``n`` for bad
         values of those; or when the rule is not defined for ``(n, V)``.
     """
+    rule = _as_rule(rule)
     with jax.enable_x64(True):
         pv = _v.as_probs(np.asarray(p), "p")
         qv = _v.as_probs(np.asarray(q), "q")

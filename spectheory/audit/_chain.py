@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from spectheory import _validation as _v
 from spectheory._registry import ChainVerifier
 from spectheory.models._table import TableLM
 from spectheory.verify._chain import TOKEN
@@ -45,6 +46,21 @@ def _draft_sequences(draft: TableLM, prefix: tuple, gamma: int):
     return out
 
 
+def _check_table_lm(m, name: str) -> None:
+    if not isinstance(m, TableLM):
+        raise TypeError(f"{name}: expected a spectheory.models.TableLM, got {type(m).__name__}")
+
+
+def _check_prefix(prefix, V: int) -> tuple:
+    try:
+        out = tuple(prefix)
+    except TypeError:
+        raise ValueError(f"prefix: expected a sequence of token ids, got {prefix!r}") from None
+    if any(isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t < V for t in out):
+        raise ValueError(f"prefix: expected token ids in [0, {V}), got {list(out)!r}")
+    return tuple(int(t) for t in out)
+
+
 def sequence_error(target: TableLM, emitted: dict, length: int, *, prefix: Sequence[int] = ()) -> float:
     r"""Largest error of an emitted-sequence law against the target, at sequence level.
 
@@ -68,8 +84,19 @@ def sequence_error(target: TableLM, emitted: dict, length: int, *, prefix: Seque
       Leviathan et al. 2023 (arXiv 2211.17192), Appendix A (losslessness of the emitted
       sequence); Sun et al. 2025 (arXiv 2403.10444), Sec. 2 (valid verification).
     """
-    prefix = tuple(int(t) for t in prefix)
+    _check_table_lm(target, "target")
+    length = _v.check_count(length, "length")
     V = target.vocab_size
+    prefix = _check_prefix(prefix, V)
+    if not isinstance(emitted, dict):
+        raise TypeError(f"emitted: expected a dict of sequences (tuples of ids) to probabilities, got "
+                        f"{type(emitted).__name__}")
+    for s, w in emitted.items():
+        if not isinstance(s, tuple) or any(isinstance(t, bool) or not isinstance(t, (int, np.integer))
+                                           or not 0 <= t < V for t in s):
+            raise ValueError(f"emitted: keys must be tuples of token ids in [0, {V}), got {s!r}")
+        if not (isinstance(w, (int, float, np.integer, np.floating)) and np.isfinite(w) and w >= 0):
+            raise ValueError(f"emitted: probabilities must be finite and >= 0, got {w!r} for {s!r}")
     max_err = 0.0
     stack = [((), 0.0, 1.0)]
     while stack:
@@ -125,15 +152,16 @@ def exact_chain(target: TableLM, draft: TableLM, gamma: int, verifier: ChainVeri
       Leviathan et al. 2023 (arXiv 2211.17192); Sun et al., Block Verification Accelerates
       Speculative Decoding, ICLR 2025 (arXiv 2403.10444).
     """
+    _check_table_lm(target, "target")
+    _check_table_lm(draft, "draft")
+    gamma = _v.check_count(gamma, "gamma", minimum=0)
     if not isinstance(verifier, ChainVerifier):
         raise ValueError(f"verifier: expected a spectheory.ChainVerifier (e.g. spectheory.verify.TOKEN or BLOCK), "
                          f"got {verifier!r}")
     if target.vocab_size != draft.vocab_size:
         raise ValueError("target and draft must share the vocabulary")
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, np.integer)) or gamma < 0:
-        raise ValueError(f"gamma: expected an int >= 0, got {gamma!r}")
     V = target.vocab_size
-    prefix = tuple(int(t) for t in prefix)
+    prefix = _check_prefix(prefix, V)
     seqs = _draft_sequences(draft, prefix, gamma)
     drafts = np.array([s for s, _ in seqs], dtype=np.int32).reshape(len(seqs), gamma)
     qprob = np.array([w for _, w in seqs])

@@ -11,6 +11,7 @@ import scipy.stats
 
 from spectheory import _validation as _v
 from spectheory._registry import Rule
+from spectheory._registry import as_rule as _as_rule
 from spectheory.audit import _power
 from spectheory.audit._exact import kernel_table
 
@@ -161,6 +162,7 @@ def sample_tokens(rule: Rule, p, q, n: int, *, key, num_samples: int, drafts=Non
       ValueError: naming ``key`` (not a ``jax.random`` key), ``num_samples`` (not an int
         ``>= 1``), ``p``, ``q``, ``n`` or ``drafts``.
     """
+    rule = _as_rule(rule)
     key = _v.check_key(key)
     num_samples = _v.check_count(num_samples, "num_samples")
     pv = _v.as_probs(np.asarray(p), "p")
@@ -209,7 +211,7 @@ def chi_square(rule: Rule, p, q, n: int, *, key, num_samples: int = 20_000, alph
     to realise the kernel the exact audit enumerates.
 
     Args:
-      rule: a :class:`spectheory.Rule`.
+      rule: a :class:`spectheory.Rule` or a registered rule name.
       p: target law, float[V].
       q: draft law, float[V].
       n: number of drafts.
@@ -233,6 +235,7 @@ def chi_square(rule: Rule, p, q, n: int, *, key, num_samples: int = 20_000, alph
         its replicates; naming ``key``, ``alpha``, ``p``, ``q``, ``n`` or ``drafts`` for bad
         values of those.
     """
+    rule = _as_rule(rule)
     with jax.enable_x64(True):
         return _chi_square(rule, p, q, n, key=key, num_samples=num_samples, alpha=alpha, drafts=drafts)
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from spectheory import _validation as _v
 from spectheory._registry import Rule
+from spectheory._registry import as_rule as _as_rule
 
 #: Number of draft tuples pushed through the kernel per batch.
 CHUNK = 8192
@@ -47,12 +48,20 @@ def kernel_table(kernel, p, q, tuples, *, host_only: bool = False) -> np.ndarray
 
     Returns:
       float64[M, V].
+
+    Raises:
+      TypeError: naming ``kernel`` when it is not callable.
+      ValueError: naming ``p``, ``q`` (not probability vectors of one vocabulary) or
+        ``tuples`` (not int[M, n] token ids in ``[0, V)``).
     """
-    tuples = np.asarray(tuples)
-    M = tuples.shape[0]
+    if not callable(kernel):
+        raise TypeError(f"kernel: expected a callable, got {type(kernel).__name__}")
     with jax.enable_x64(True):
-        p64 = jnp.asarray(np.asarray(p, dtype=np.float64))
-        q64 = jnp.asarray(np.asarray(q, dtype=np.float64))
+        p64 = _v.as_probs(np.asarray(p, dtype=np.float64) if _v.is_concrete(p) else p, "p")
+        q64 = _v.as_probs(np.asarray(q, dtype=np.float64) if _v.is_concrete(q) else q, "q")
+        V = _v.same_vocab(p64, q64)
+        tuples = np.asarray(_v.as_tokens(np.asarray(tuples), "tuples", V, ndim=2))
+        M = tuples.shape[0]
         if host_only:
             return np.stack([np.asarray(kernel(p64, q64, jnp.asarray(t)), dtype=np.float64) for t in tuples])
         fn = _batched(kernel)
@@ -79,7 +88,7 @@ def exact(rule: Rule, p, q, n: int) -> ExactAudit:
     The rule is lossless for ``(p, q, n)`` iff ``output == p``.
 
     Args:
-      rule: a registered :class:`spectheory.Rule` (or any rule following the contract).
+      rule: a :class:`spectheory.Rule` (any rule following the contract) or a registered rule name.
       p: target law, float[V].
       q: draft law, float[V].
       n: number of drafts.
@@ -96,6 +105,7 @@ def exact(rule: Rule, p, q, n: int) -> ExactAudit:
       Sun et al., SpecTr: Fast Speculative Decoding via Optimal Transport, NeurIPS 2023
       (arXiv 2310.15141), which views a verifier as a transport plan (kernel).
     """
+    rule = _as_rule(rule)
     with jax.enable_x64(True):
         return _exact(rule, p, q, n)
 

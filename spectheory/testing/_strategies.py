@@ -37,9 +37,23 @@ def _weights(draw, V: int, allow_zeros: bool):
     return w
 
 
-@st.composite
-def prob_vectors(draw, min_size: int = 1, max_size: int = 8, *, size: int | None = None,
-                 dtype=np.float64, allow_zeros: bool = True):
+def _check_sizes(min_size, max_size, size, dtype) -> None:
+    """Front door of the strategies: sizes are ints >= 1 (``min_size <= max_size``), ``dtype``
+    float32 or float64; ``ValueError`` naming the argument, raised when the strategy is built."""
+    from spectheory import _validation as _v
+
+    _v.check_count(min_size, "min_size")
+    _v.check_count(max_size, "max_size")
+    if max_size < min_size:
+        raise ValueError(f"max_size: expected >= min_size = {min_size}, got {max_size}")
+    if size is not None:
+        _v.check_count(size, "size")
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise ValueError(f"dtype: expected np.float32 or np.float64, got {dtype!r}")
+
+
+def prob_vectors(min_size: int = 1, max_size: int = 8, *, size: int | None = None, dtype=np.float64,
+                 allow_zeros: bool = True) -> st.SearchStrategy:
     """Strategy for probability vectors float[V].
 
     Covers exact zeros, one-hot vectors, the uniform law and, for ``V > 16``, heavy-tailed
@@ -47,11 +61,32 @@ def prob_vectors(draw, min_size: int = 1, max_size: int = 8, *, size: int | None
     ``dtype`` (up to its rounding).
 
     Args:
-      min_size, max_size: range of ``V`` when ``size`` is not given.
-      size: fixed ``V``.
+      min_size: smallest ``V`` when ``size`` is not given (int >= 1).
+      max_size: largest ``V`` when ``size`` is not given (int >= ``min_size``).
+      size: fixed ``V`` (int >= 1), or ``None``.
       dtype: ``np.float64`` or ``np.float32``.
       allow_zeros: allow exact zeros (one-hot vectors included).
+
+    Returns:
+      a hypothesis strategy of float[V] NumPy arrays.
+
+    Raises:
+      ValueError: naming ``min_size``, ``max_size``, ``size`` or ``dtype``, when called.
+
+    >>> from hypothesis import given
+    >>> @given(prob_vectors(size=3))
+    ... def test(p):
+    ...     assert p.shape == (3,) and abs(p.sum() - 1) < 1e-12
+    >>> test()
     """
+    _check_sizes(min_size, max_size, size, dtype)
+    return _prob_vectors(min_size, max_size, size=size, dtype=dtype, allow_zeros=allow_zeros)
+
+
+@st.composite
+def _prob_vectors(draw, min_size: int = 1, max_size: int = 8, *, size: int | None = None,
+                 dtype=np.float64, allow_zeros: bool = True):
+    """The strategy behind :func:`prob_vectors` (arguments checked there)."""
     V = size if size is not None else draw(st.integers(min_size, max_size))
     kinds = ["weights", "uniform", "peaked"] + (["one_hot"] if allow_zeros else [])
     kind = draw(st.sampled_from(kinds))
@@ -69,15 +104,35 @@ def prob_vectors(draw, min_size: int = 1, max_size: int = 8, *, size: int | None
     return _normalize(w, dtype)
 
 
-@st.composite
-def prob_pairs(draw, min_size: int = 1, max_size: int = 8, *, size: int | None = None,
-               dtype=np.float64, allow_zeros: bool = True):
+def prob_pairs(min_size: int = 1, max_size: int = 8, *, size: int | None = None, dtype=np.float64,
+               allow_zeros: bool = True) -> st.SearchStrategy:
     """Strategy for ``(p, q)`` pairs over a common vocabulary.
 
     Mixes independent laws with the edge cases verifiers get wrong: ``p == q``; one-hot ``p``;
     ``q`` zero on part of the vocabulary; ``q`` a tiny perturbation of ``p``
     (near-degenerate residual); ``p`` zero where ``q`` is positive.
+
+    Args:
+      min_size: smallest ``V`` when ``size`` is not given (int >= 1).
+      max_size: largest ``V`` when ``size`` is not given (int >= ``min_size``).
+      size: fixed ``V`` (int >= 1), or ``None``.
+      dtype: ``np.float64`` or ``np.float32``.
+      allow_zeros: allow exact zeros.
+
+    Returns:
+      a hypothesis strategy of ``(p, q)`` pairs of float[V] NumPy arrays.
+
+    Raises:
+      ValueError: naming ``min_size``, ``max_size``, ``size`` or ``dtype``, when called.
     """
+    _check_sizes(min_size, max_size, size, dtype)
+    return _prob_pairs(min_size, max_size, size=size, dtype=dtype, allow_zeros=allow_zeros)
+
+
+@st.composite
+def _prob_pairs(draw, min_size: int = 1, max_size: int = 8, *, size: int | None = None,
+               dtype=np.float64, allow_zeros: bool = True):
+    """The strategy behind :func:`prob_pairs` (arguments checked there)."""
     V = size if size is not None else draw(st.integers(min_size, max_size))
     kind = draw(st.sampled_from(["independent", "equal", "one_hot_p", "sparse_q", "near", "p_zero_where_q"]))
     vec = prob_vectors(size=V, dtype=np.float64, allow_zeros=allow_zeros)

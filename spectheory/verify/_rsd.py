@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from spectheory import _core
+from spectheory import _validation as _v
 from spectheory._registry import VerifyResult, make_verifier
 from spectheory.verify import _multi
 
@@ -53,6 +54,9 @@ def rsd_laws(p, q, drafts):
       ``(p_x float[n], q_x float[n], p_last float[V])``: :math:`p_j(x_j)`, :math:`q_j(x_j)`
       and the final residual law :math:`p_{n+1}`.
 
+    Raises:
+      ValueError: naming ``p``, ``q`` or ``drafts`` (value checks on eager calls).
+
     >>> import jax.numpy as jnp  # after x_1 = 0: p_2 = (0, 1, 0), q_2 = (0, 0.5, 0.5)
     >>> px, qx, p_last = rsd_laws(jnp.array([0.5, 0.5, 0.0]), jnp.array([0.5, 0.25, 0.25]), jnp.array([0, 1]))
     >>> px.tolist(), qx.tolist(), p_last.tolist()
@@ -68,6 +72,7 @@ def rsd_laws(p, q, drafts):
         q_next = _core.normalize(qj.at[_core.scatter_ids(x, V)].set(0, mode="drop"))
         return (p_next, q_next), (_core.take(pj, x), _core.take(qj, x))
 
+    p, q, drafts = _v.check_position(p, q, drafts)
     V = p.shape[-1]
 
     (p_last, _), (px, qx) = jax.lax.scan(step, (p, q), drafts)

@@ -36,6 +36,15 @@ from spectheory._registry import VerifyResult, make_verifier
 from spectheory.verify import _multi
 
 
+def _checked_pair(p, q, n):
+    """Front door of the helpers: ``p, q`` probability vectors of one vocabulary (cast to their
+    common dtype; value checks on concrete input only) and ``n`` a positive int."""
+    p, q = _v.as_probs(p, "p"), _v.as_probs(q, "q")
+    _v.same_vocab(p, q)
+    dt = _core.float_dtype(p, q)
+    return p.astype(dt), q.astype(dt), _v.check_n(n)
+
+
 def specinfer_targets(p, q, n: int):
     r"""The sequence of target laws of recursive rejection sampling with replacement.
 
@@ -50,6 +59,9 @@ def specinfer_targets(p, q, n: int):
     Returns:
       float[n + 1, V]: rows :math:`p_1, \dots, p_{n+1}`.
 
+    Raises:
+      ValueError: naming ``p``, ``q`` or ``n`` (value checks on eager calls).
+
     >>> import jax.numpy as jnp  # (p - q)+ = (0, 0.4): every later target is the point mass at 1
     >>> specinfer_targets(jnp.array([0.5, 0.5]), jnp.array([0.9, 0.1]), 2).tolist()
     [[0.5, 0.5], [0.0, 1.0], [0.0, 1.0]]
@@ -57,6 +69,8 @@ def specinfer_targets(p, q, n: int):
     References:
       Miao et al., SpecInfer (arXiv 2305.09781), multi-step speculative sampling.
     """
+
+    p, q, n = _checked_pair(p, q, n)
 
     def step(pj, _):
         return _core.normalize(_core.residual_weights(pj, q)), pj
@@ -85,6 +99,9 @@ def specinfer_thresholds(p, q, n: int):
     Returns:
       ``(t, Z)``, each float[n + 1].
 
+    Raises:
+      ValueError: naming ``p``, ``q`` or ``n`` (value checks on eager calls).
+
     >>> import jax.numpy as jnp  # t_2 = 1, Z_2 = 0.4; t_3 = 1.4, Z_3 = (0.5 - 0.14) = 0.36
     >>> t, Z = specinfer_thresholds(jnp.array([0.5, 0.5]), jnp.array([0.9, 0.1]), 2)
     >>> [round(float(x), 12) for x in t], [round(float(x), 12) for x in Z]
@@ -94,6 +111,8 @@ def specinfer_thresholds(p, q, n: int):
       Miao et al., SpecInfer (arXiv 2305.09781); the threshold form is derived here and checked
       against :func:`specinfer_targets` in the tests.
     """
+
+    p, q, n = _checked_pair(p, q, n)
 
     def step(carry, _):
         t, Z = carry

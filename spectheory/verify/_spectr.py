@@ -32,6 +32,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from spectheory import _core
 from spectheory import _validation as _v
@@ -152,6 +153,10 @@ def spectr_residual(p, q, rho) -> jax.Array:
       float[V], a probability vector (``p`` when the residual has no mass, i.e. when
       rejection has probability zero).
 
+    Raises:
+      ValueError: naming ``p``, ``q`` (not probability vectors of one vocabulary) or ``rho``
+        (not a finite scalar >= 1), on eager calls.
+
     >>> import jax.numpy as jnp  # rho* = 1.540312: only token 0 has p > rho* q
     >>> p, q = jnp.array([0.6, 0.4, 0.0]), jnp.array([0.2, 0.3, 0.5])
     >>> spectr_residual(p, q, spectr_rho(p, q, 2)).tolist()
@@ -160,7 +165,14 @@ def spectr_residual(p, q, rho) -> jax.Array:
     References:
       Sun et al., SpecTr (arXiv 2310.15141), K-SEQ.
     """
-    return _core.normalize(_residual_weights(p, q, rho))
+    p, q = _v.as_probs(p, "p"), _v.as_probs(q, "q")
+    _v.same_vocab(p, q)
+    if _v.is_concrete(rho):
+        r = np.asarray(rho, dtype=np.float64)
+        if r.shape != () or not np.isfinite(r) or r < 1 - 1e-6:
+            raise ValueError(f"rho: expected a finite scalar >= 1 (the root of spectr_rho), got {rho!r}")
+    dt = _core.float_dtype(p, q)
+    return _core.normalize(_residual_weights(p.astype(dt), q.astype(dt), jnp.asarray(rho, dt)))
 
 
 def _residual_weights(p, q, rho):

@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from spectheory import _validation as _v
+
 
 def check_warp(temperature=1.0, top_k: Optional[int] = None, top_p: Optional[float] = None):
     """Validate static warping parameters; returns ``(temperature, top_k, top_p)``."""
@@ -55,8 +57,9 @@ def warp_logits(logits, temperature: float = 1.0, top_k: Optional[int] = None,
     * top-p keeps the smallest prefix of tokens sorted by probability whose mass reaches
       ``top_p`` (the most likely token is always kept).
 
-    A NaN logit is never warped away: the row's law stays NaN (under ``jax.jit``, where the
-    front door cannot raise, invalid logits must not become a plausible law).
+    A NaN (or ``+inf``) logit is never warped away: it becomes NaN and the row's law stays
+    NaN (under ``jax.jit``, where the front door cannot raise, invalid logits must not become a
+    plausible law); eagerly it raises.
 
     Args:
       logits: float[..., V].
@@ -67,6 +70,10 @@ def warp_logits(logits, temperature: float = 1.0, top_k: Optional[int] = None,
     Returns:
       float[..., V] logits (at least float32).
 
+    Raises:
+      ValueError: naming ``logits`` (not floating, NaN or ``+inf``, a row all ``-inf``; eager
+        calls), ``temperature``, ``top_k`` or ``top_p``.
+
     >>> import jax.numpy as jnp
     >>> warp_logits(jnp.log(jnp.array([0.5, 0.3, 0.2])), top_k=2).tolist()[2]
     -inf
@@ -76,8 +83,9 @@ def warp_logits(logits, temperature: float = 1.0, top_k: Optional[int] = None,
       Fan et al., Hierarchical Neural Story Generation, ACL 2018 (top-k).
     """
     t, top_k, top_p = check_warp(temperature, top_k, top_p)
-    x = jnp.asarray(logits)
+    x = _v.as_logits(logits, "logits")
     x = x.astype(jnp.result_type(x.dtype, jnp.float32))
+    x = jnp.where(x == jnp.inf, jnp.nan, x)  # +inf is no logit (under jit): NaN in, NaN out
     V = x.shape[-1]
     if t == 0.0:
         greedy = jnp.where(jax.nn.one_hot(jnp.argmax(x, axis=-1), V, dtype=bool), 0.0, -jnp.inf)
