@@ -726,6 +726,17 @@ def schemes() -> list[str]:
 def rule(name: Union[str, Rule]) -> Rule:
     """Return the registered :class:`Rule` called ``name`` (a :class:`Rule` is returned as is).
 
+    Args:
+      name: a registered rule name (see :func:`rules`), or a :class:`Rule`.
+
+    Returns:
+      The registered :class:`Rule` of that name, or ``name`` itself when it is a :class:`Rule`
+      (registered or not).
+
+    Raises:
+      ValueError: ``name`` is not a registered name (including a non-``str``, non-:class:`Rule`
+        value); the message lists the registered rules.
+
     >>> import spectheory
     >>> spectheory.rule("single").drafts.name
     'iid'
@@ -740,5 +751,14 @@ def rule(name: Union[str, Rule]) -> Rule:
 
 
 def rules() -> list[str]:
-    """Names of all registered rules, in registration order."""
+    """Names of all registered rules, in registration order.
+
+    Returns:
+      A new ``list`` of ``str`` (the built-in rules first, then those added with
+      :func:`register`); each name resolves with :func:`rule`.
+
+    >>> import spectheory
+    >>> "single" in spectheory.rules()
+    True
+    """
     return list(_REGISTRY)

@@ -51,6 +51,12 @@ def prob_vectors(draw, min_size: int = 1, max_size: int = 8, *, size: int | None
       size: fixed ``V``.
       dtype: ``np.float64`` or ``np.float32``.
       allow_zeros: allow exact zeros (one-hot vectors included).
+
+    Returns:
+      A ``hypothesis`` ``SearchStrategy`` whose examples are NumPy arrays of shape ``(V,)``
+      and dtype ``dtype`` (``V`` drawn from ``[min_size, max_size]`` unless ``size`` is given),
+      non-negative and summing to one up to rounding; without ``allow_zeros`` every entry is
+      positive.
     """
     V = size if size is not None else draw(st.integers(min_size, max_size))
     kinds = ["weights", "uniform", "peaked"] + (["one_hot"] if allow_zeros else [])
@@ -76,7 +82,19 @@ def prob_pairs(draw, min_size: int = 1, max_size: int = 8, *, size: int | None =
 
     Mixes independent laws with the edge cases verifiers get wrong: ``p == q``; one-hot ``p``;
     ``q`` zero on part of the vocabulary; ``q`` a tiny perturbation of ``p``
-    (near-degenerate residual); ``p`` zero where ``q`` is positive.
+    (near-degenerate residual); ``p`` zero where ``q`` is positive. Without ``allow_zeros``
+    the cases that need zeros fall back to independent laws.
+
+    Args:
+      min_size, max_size: range of ``V`` when ``size`` is not given.
+      size: fixed ``V``.
+      dtype: ``np.float64`` or ``np.float32``, the dtype of both vectors.
+      allow_zeros: allow exact zeros in ``p`` and ``q`` (see :func:`prob_vectors`).
+
+    Returns:
+      A ``hypothesis`` ``SearchStrategy`` whose examples are tuples ``(p, q)`` of two NumPy
+      probability vectors of the same shape ``(V,)`` and dtype ``dtype``, each non-negative
+      and summing to one up to rounding.
     """
     V = size if size is not None else draw(st.integers(min_size, max_size))
     kind = draw(st.sampled_from(["independent", "equal", "one_hot_p", "sparse_q", "near", "p_zero_where_q"]))
