@@ -742,13 +742,15 @@ def rule(name: Union[str, Rule]) -> Rule:
     """Return the registered :class:`Rule` called ``name`` (a :class:`Rule` is returned as is).
 
     Args:
-      name: a registered rule name (``spectheory.rules()``) or a :class:`Rule`.
+      name: a registered rule name (see :func:`rules`), or a :class:`Rule`.
 
     Returns:
-      the :class:`Rule`.
+      The registered :class:`Rule` of that name, or ``name`` itself when it is a :class:`Rule`
+      (registered or not).
 
     Raises:
-      ValueError: naming ``name`` when no rule of that name is registered.
+      ValueError: naming ``name`` when it is not a registered name (including a non-``str``,
+        non-:class:`Rule` value); the message lists the registered rules.
 
     >>> import spectheory
     >>> spectheory.rule("single").drafts.name
@@ -775,5 +777,14 @@ def as_rule(r, name: str = "rule") -> Rule:
 
 
 def rules() -> list[str]:
-    """Names of all registered rules, in registration order."""
+    """Names of all registered rules, in registration order.
+
+    Returns:
+      A new ``list`` of ``str`` (the built-in rules first, then those added with
+      :func:`register`); each name resolves with :func:`rule`.
+
+    >>> import spectheory
+    >>> "single" in spectheory.rules()
+    True
+    """
     return list(_REGISTRY)

@@ -35,31 +35,7 @@ SOURCES = {p: p.read_text().splitlines() for p in Path(spectheory.__file__).pare
 
 #: Public names whose documentation is incomplete in files outside bounds/trees/sampling/
 #: parallel (strict xfails: remove a name once its docstring is written).
-DOC_GAPS: set = {
-    "spectheory.audit.sample_tokens",
-    "spectheory.decode.supported_verifiers",
-    "spectheory.drafts.schemes",
-    "spectheory.models.EOS",
-    "spectheory.models.GPTConfig",
-    "spectheory.models.HFCache",
-    "spectheory.models.SHIPPED_MODELS",
-    "spectheory.models.TableCache",
-    "spectheory.models.decode_bytes",
-    "spectheory.models.encode_bytes",
-    "spectheory.models.gpt_from_pretrained",
-    "spectheory.models.gpt_init",
-    "spectheory.models.gpt_logits",
-    "spectheory.models.load_shipped_models",
-    "spectheory.models.shipped_model_path",
-    "spectheory.models.shipped_training_summary",
-    "spectheory.models.torch_to_jax",
-    "spectheory.rule",
-    "spectheory.rules",
-    "spectheory.testing.prob_pairs",
-    "spectheory.testing.prob_vectors",
-    "spectheory.verify.chain",
-    "spectheory.verify.chain_from_logits",
-}
+DOC_GAPS: set = set()
 
 
 def _public():

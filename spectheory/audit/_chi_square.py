@@ -158,6 +158,20 @@ def sample_tokens(rule: Rule, p, q, n: int, *, key, num_samples: int, drafts=Non
     Without ``drafts`` each run draws fresh drafts with ``rule.drafts.sample`` then verifies;
     with ``drafts`` (int[n]) the drafts are held fixed. Returns int[num_samples] tokens.
 
+    Args:
+      rule: a :class:`spectheory.Rule` (its draft scheme samples, its verifier verifies).
+      p: target law, float[V].
+      q: draft law, float[V].
+      n: number of drafts per run.
+      key: a ``jax.random`` key; run ``i`` uses ``jax.random.split(key, num_samples)[i]``, so
+        the result is reproducible.
+      num_samples: number of runs (an int ``>= 1``).
+      drafts: optional int[n] fixed drafts (ids in ``[0, V)``); ``None`` draws fresh ones.
+
+    Returns:
+      A NumPy integer array of shape ``(num_samples,)``: the token emitted by each run (the
+      verifier's dtype, int64 for a host-only verifier).
+
     Raises:
       ValueError: naming ``key`` (not a ``jax.random`` key), ``num_samples`` (not an int
         ``>= 1``), ``p``, ``q``, ``n`` or ``drafts``.

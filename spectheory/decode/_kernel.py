@@ -174,6 +174,12 @@ def supported_verifiers() -> list:
     names of the registered rules usable at the nodes of a draft tree (a draft scheme with a
     ``children`` sampler, a traceable verifier).
 
+    Returns:
+      A new ``list``: the :class:`~spectheory.ChainVerifier` values ``TOKEN`` and ``BLOCK``,
+      then the registered rule names (``str``, registration order) whose draft scheme has a
+      ``children`` sampler and whose verifier is not host-only. Any of these may be passed as
+      the ``verifier`` of decoding.
+
     >>> from spectheory.decode import supported_verifiers
     >>> [v if isinstance(v, str) else v.name for v in supported_verifiers()][:3]
     ['token', 'block', 'single']

@@ -91,6 +91,11 @@ def schemes() -> list[str]:
 
     .. math:: \{\, s.\mathrm{name} : s \text{ registered} \,\}
 
+    Returns:
+      A new ``list`` of ``str``: the names under which :func:`scheme` resolves a
+      :class:`~spectheory.DraftScheme` (schemes registered with a rule by
+      :func:`spectheory.register` are appended).
+
     >>> schemes()[:4]
     ['iid', 'without_replacement', 'greedy', 'hub']
 

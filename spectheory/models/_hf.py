@@ -29,7 +29,21 @@ __all__ = ["HFCausalLM", "HFCache", "torch_to_jax"]
 
 def torch_to_jax(t) -> jax.Array:
     """A float32 ``jax.Array`` from a torch tensor: DLPack (zero-copy on CPU) where possible,
-    else through NumPy (e.g. a CUDA tensor with a CPU-only jax)."""
+    else through NumPy (e.g. a CUDA tensor with a CPU-only jax).
+
+    Args:
+      t: a ``torch.Tensor`` of any shape and device; it is detached, floating dtypes are cast
+        to float32, and it is made contiguous first.
+
+    Returns:
+      A ``jax.Array`` of the same shape: float32 for a floating tensor, else the tensor's
+      dtype as jax holds it (``int64`` ids become ``int32`` unless jax's x64 mode is on).
+      Through DLPack it may share memory with ``t``.
+
+    Raises:
+      TypeError: ``t`` is not a ``torch.Tensor``.
+      ImportError: torch is not installed.
+    """
     import torch
 
     if not isinstance(t, torch.Tensor):
@@ -49,6 +63,13 @@ class HFCache:
 
     The KV cache is a ``transformers`` ``DynamicCache`` whose ``L`` physical slots are shared by
     all rows; ragged rows leave *holes*. The host-side bookkeeping says what every slot holds.
+    Made by :meth:`HFCausalLM.init_cache`, which checks the arguments; the constructor itself
+    checks nothing and starts empty (``L = 0``, every length 0, nothing pending).
+
+    Args:
+      kv: the (empty) ``transformers`` ``DynamicCache`` the model will fill.
+      batch_size: number of rows ``B``.
+      max_len: largest number of logical positions a row may reach.
 
     Attributes:
       kv: the ``DynamicCache`` (``[B, heads, L, head_dim]`` per layer).

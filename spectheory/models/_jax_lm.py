@@ -268,7 +268,20 @@ def _scatter_rows(buf: jax.Array, cols: jax.Array, vals: jax.Array) -> jax.Array
 
 class GPTConfig(NamedTuple):
     """Shape of :func:`gpt_logits`'s model: a GPT-2 (pre-LayerNorm, learned positions,
-    tanh-GELU MLP of width ``4 * n_embd``, LM head tied to the token embedding)."""
+    tanh-GELU MLP of width ``4 * n_embd``, LM head tied to the token embedding).
+
+    The fields carry the names of ``transformers.GPT2Config``; :func:`gpt_init` and
+    :func:`gpt_logits` check them (positive ints, ``n_embd`` divisible by ``n_head``).
+
+    Attributes:
+      vocab_size: number of token ids ``V`` (rows of ``wte``; last axis of the logits).
+      n_positions: context length ``P``: the most positions a call may hold (rows of ``wpe``).
+      n_embd: model width ``d``; a multiple of ``n_head``.
+      n_layer: number of transformer blocks.
+      n_head: number of attention heads (each of width ``n_embd // n_head``).
+      layer_norm_epsilon: the ``eps`` added to the variance in every LayerNorm (a finite
+        float > 0; default ``1e-5``, as in GPT-2).
+    """
 
     vocab_size: int
     n_positions: int
@@ -285,9 +298,22 @@ def gpt_init(key: jax.Array, config: GPTConfig, dtype=jnp.float32) -> dict:
     ``h`` (a list of blocks with ``ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj``;
     dense weights are ``[in, out]``) and ``ln_f``.
 
+    Args:
+      key: a ``jax.random`` key (``jax.random.key(seed)`` or a raw ``uint32[2]`` key).
+      config: the :class:`GPTConfig` to build parameters for.
+      dtype: dtype of every parameter array (default ``float32``).
+
+    Returns:
+      The parameter pytree (nested ``dict``/``list`` of ``dtype`` arrays) described above, as
+      :func:`gpt_logits` takes it: ``wte [V, d]`` and ``wpe [P, d]`` (``P = n_positions``),
+      per block ``c_attn`` ``[d, 3d]``, ``attn.c_proj`` ``[d, d]``, ``c_fc`` ``[d, 4d]``,
+      ``mlp.c_proj`` ``[4d, d]`` (each ``{"weight", "bias"}``), LayerNorms ``{"weight",
+      "bias"}`` of shape ``[d]``.
+
     Raises:
-      ValueError: a bad ``key``, or ``config`` not a :class:`GPTConfig` of positive ints with
-        ``n_embd`` divisible by ``n_head``.
+      ValueError: a bad ``key``, or a ``config`` field that is not a positive int (or a
+        finite ``layer_norm_epsilon > 0``), or ``n_embd`` not divisible by ``n_head``.
+      TypeError: ``config`` is not a :class:`GPTConfig`.
     """
     key = _v.check_key(key)
     config = _check_config(config)
@@ -335,6 +361,16 @@ def _check_config(config) -> GPTConfig:
 def gpt_logits(params: dict, tokens: ArrayLike, config: GPTConfig) -> jax.Array:
     """Causal logits ``float[N, S, V]`` of the GPT for ``tokens int[N, S]`` (``S <= n_positions``),
     positions ``0..S-1``. Matches ``transformers.GPT2LMHeadModel`` with the same weights.
+
+    Args:
+      params: the parameter pytree of :func:`gpt_init` or :func:`gpt_from_pretrained`.
+      tokens: token ids ``int[N, S]`` (any integer dtype; may be traced under ``jax.jit``).
+      config: the :class:`GPTConfig` the parameters were built for.
+
+    Returns:
+      ``jax.Array`` of shape ``[N, S, vocab_size]`` in the parameters' dtype: the logits of the
+      next token after each prefix ``tokens[n, :s+1]`` (no cache: every call starts at
+      position 0). Rows with an out-of-range id are all NaN when ``tokens`` is traced.
 
     Raises:
       ValueError: ``tokens`` not ``int[N, S]`` with ``S <= n_positions``, or (concrete tokens)
@@ -389,9 +425,21 @@ def gpt_from_pretrained(path) -> tuple[GPTConfig, dict]:
     """``(config, params)`` of a GPT-2 saved by ``save_pretrained`` (``config.json`` and
     ``model.safetensors``), read with ``safetensors.numpy`` (no torch needed).
 
+    Args:
+      path: a ``save_pretrained`` directory (``str`` or ``pathlib`` path), e.g.
+        :func:`shipped_model_path` ``("target")``.
+
+    Returns:
+      A tuple ``(config, params)``: the :class:`GPTConfig` read from ``config.json`` and the
+      parameter pytree of :func:`gpt_init`'s layout, its arrays as stored in the checkpoint
+      (float32 for the shipped models), ready for :func:`gpt_logits`.
+
     Raises:
-      ValueError: the checkpoint is not a plain GPT-2 this module reproduces.
+      ValueError: the checkpoint is not a plain GPT-2 this module reproduces (``model_type``
+        not ``gpt2``, activation not ``gelu_new``, MLP width not ``4 * n_embd``, untied LM
+        head, or ``scale_attn_by_inverse_layer_idx``).
       FileNotFoundError: ``config.json`` or ``model.safetensors`` is missing under ``path``.
+      TypeError: ``path`` is not a ``str`` or a path.
     """
     from safetensors.numpy import load_file
 

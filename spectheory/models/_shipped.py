@@ -41,13 +41,23 @@ __all__ = [
     "decode_bytes",
 ]
 
+#: Token id of the end-of-document separator of the shipped byte-level models (one past the
+#: last byte id, so the vocabulary size is ``EOS + 1 = 257``).
 EOS = 256
+#: Names of the shipped models, in the order :func:`load_shipped_models` returns them.
 SHIPPED_MODELS = ("target", "draft")
 _DATA = pathlib.Path(__file__).resolve().parent / "data"
 
 
 def shipped_model_path(name: str) -> pathlib.Path:
     """Directory of a shipped model (``"target"`` or ``"draft"``), for ``from_pretrained``.
+
+    Args:
+      name: which model, one of :data:`SHIPPED_MODELS` (``"target"`` or ``"draft"``).
+
+    Returns:
+      The absolute ``pathlib.Path`` of the model's directory inside the installed package (it
+      holds ``config.json``, ``generation_config.json`` and ``model.safetensors``).
 
     Raises:
       ValueError: ``name`` is not one of :data:`SHIPPED_MODELS`.
@@ -63,7 +73,16 @@ def shipped_model_path(name: str) -> pathlib.Path:
 
 def load_shipped_models():
     """``(target, draft)``: the shipped ``transformers.GPT2LMHeadModel`` pair, in eval mode,
-    loaded with ``from_pretrained(..., local_files_only=True)`` (needs torch + transformers)."""
+    loaded with ``from_pretrained(..., local_files_only=True)`` (needs torch + transformers).
+
+    Returns:
+      A tuple ``(target, draft)`` of two ``transformers.GPT2LMHeadModel`` (torch, float32, on
+      the CPU, in eval mode), in the order of :data:`SHIPPED_MODELS`.
+
+    Raises:
+      ImportError: ``transformers`` (or torch) is not installed.
+      FileNotFoundError: the model's files are missing.
+    """
     from transformers import GPT2LMHeadModel
 
     return tuple(
@@ -73,12 +92,28 @@ def load_shipped_models():
 
 
 def shipped_training_summary() -> dict:
-    """Settings and results of the training run that produced the shipped weights."""
+    """Settings and results of the training run that produced the shipped weights.
+
+    Returns:
+      The parsed ``data/training_summary.json``: a fresh ``dict`` with the run's settings
+      (``"command"``, ``"python"``, ``"torch"``, ``"corpus"``, ``"block"``, ``"batch"``,
+      ``"seed"``, ...), one sub-dict per model (``"target"``, ``"draft"``: ``n_layer``,
+      ``n_embd``, ``params``, ``final_train_loss_ema``, ...) and the held-out results
+      (``"heldout_loss_target"``, ``"heldout_loss_draft"``, ``"heldout_acceptance"``).
+    """
     return json.loads((_DATA / "training_summary.json").read_text())
 
 
 def encode_bytes(text: str | bytes) -> np.ndarray:
     """Token ids (``int32[S]``) of a string (UTF-8) or bytes.
+
+    Args:
+      text: a ``str`` (encoded as UTF-8) or bytes-like (``bytes``, ``bytearray``,
+        ``memoryview``).
+
+    Returns:
+      A NumPy ``int32[S]`` array, one id in ``[0, 256)`` per byte (``S`` = number of bytes; no
+      :data:`EOS` is appended).
 
     Raises:
       TypeError: ``text`` is neither a ``str`` nor bytes-like (``bytes``, ``bytearray``,
@@ -96,6 +131,13 @@ def encode_bytes(text: str | bytes) -> np.ndarray:
 def decode_bytes(tokens: ArrayLike) -> str:
     """Text of token ids: ids outside ``[0, 256)`` (``EOS``, the padding ``-1``) are dropped,
     bad UTF-8 is replaced.
+
+    Args:
+      tokens: integer token ids of any shape (array-like; flattened in row-major order).
+
+    Returns:
+      The ``str`` decoded as UTF-8 from the bytes of the ids in ``[0, 256)``, invalid
+      sequences replaced by U+FFFD.
 
     Raises:
       ValueError: ``tokens`` are not integer ids (floats would be truncated).

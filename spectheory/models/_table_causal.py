@@ -36,6 +36,16 @@ ZERO_LOGIT = -1e30
 class TableCache:
     """Cache of :class:`TableCausalLM` (mutable, host side).
 
+    Made by :meth:`TableCausalLM.init_cache`; starts with every row empty and nothing pending.
+
+    Args:
+      batch_size: number of rows ``B``, an int ``>= 1``.
+      max_len: largest length a row may reach: an int ``>= 1``, or ``None`` for unbounded.
+
+    Raises:
+      ValueError: ``batch_size`` or ``max_len`` is not an int ``>= 1`` (``max_len`` may be
+        ``None``).
+
     Attributes:
       rows: committed tokens of every row (a list of Python lists).
       max_len: largest length a row may reach.

@@ -130,6 +130,15 @@ def chain(key, p, q, drafts) -> ChainResult:
       q: float[gamma, V] draft conditionals.
       drafts: int[gamma].
 
+    Returns:
+      :class:`ChainResult`: ``tokens`` int32[gamma+1] (the accepted drafts, then one corrected
+      or bonus token, padded with -1) and ``num_accepted`` int32[] in ``0..gamma``.
+
+    Raises:
+      ValueError: on concrete inputs, as :func:`chain_with_uniforms`: ``p``/``q`` not
+        probability rows of the same vocabulary ``V``, ``p`` without ``gamma + 1`` rows, or
+        ``drafts`` not ``gamma`` ids in ``[0, V)``.
+
     >>> import jax, jax.numpy as jnp
     >>> p = jnp.array([[0.5, 0.5], [0.5, 0.5], [0.9, 0.1]])
     >>> res = chain(jax.random.key(0), p, p[:2], jnp.array([1, 0]))
@@ -248,6 +257,16 @@ def chain_from_logits(key, target_logits, draft_logits, drafts, temperature=1.0,
       target_logits: float[gamma+1, V]; draft_logits: float[gamma, V]; drafts: int[gamma].
       temperature: static Python float >= 0 (0 = greedy).
       top_k, top_p: optional static warping, applied identically to both laws.
+
+    Returns:
+      :class:`ChainResult`: ``tokens`` int32[gamma+1] (the accepted drafts, then one corrected
+      or bonus token, padded with -1) and ``num_accepted`` int32[] in ``0..gamma``.
+
+    Raises:
+      ValueError: as :func:`chain_from_logits_with_uniforms`: a bad ``temperature``, ``top_k``
+        or ``top_p``; logits that are not floating ``[rows, V]`` arrays of one vocabulary (or,
+        concrete, hold NaN/+inf or an all ``-inf`` row); ``target_logits`` without
+        ``gamma + 1`` rows; ``drafts`` not ``gamma`` ids in ``[0, V)``.
     """
     dtype = jnp.result_type(target_logits, draft_logits, jnp.float32)
     g = jnp.shape(draft_logits)[0]
