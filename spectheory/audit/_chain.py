@@ -95,7 +95,8 @@ def sequence_error(target: TableLM, emitted: dict, length: int, *, prefix: Seque
         if not isinstance(s, tuple) or any(isinstance(t, bool) or not isinstance(t, (int, np.integer))
                                            or not 0 <= t < V for t in s):
             raise ValueError(f"emitted: keys must be tuples of token ids in [0, {V}), got {s!r}")
-        if not (isinstance(w, (int, float, np.integer, np.floating)) and np.isfinite(w) and w >= 0):
+        # (an enumerated law may carry rounding below zero: -1e-12 is the audits' float64 slack)
+        if not (isinstance(w, (int, float, np.integer, np.floating)) and np.isfinite(w) and w >= -1e-12):
             raise ValueError(f"emitted: probabilities must be finite and >= 0, got {w!r} for {s!r}")
     max_err = 0.0
     stack = [((), 0.0, 1.0)]
