@@ -114,3 +114,14 @@ def flag_children(tok: jax.Array, valid: jax.Array, ok) -> tuple[jax.Array, jax.
     if ok is True:
         return tok, valid
     return jnp.where(ok, tok, -1).astype(jnp.int32), valid & ok
+
+
+def checked_children(core, key, logq, b):
+    """The front door every child sampler shares: ``key``, ``b`` and ``logq`` checked (eagerly:
+    ``ValueError`` naming the argument), then ``core(key, logq, b) -> (tokens, valid)``, with
+    every slot flagged (token ``-1``, invalid) under ``jit`` when ``logq`` is not a log-law."""
+    key = _v.check_key(key)
+    b = _v.check_n(b, "b")
+    logq = children_logq(logq)
+    tok, valid = core(key, logq, b)
+    return flag_children(tok, valid, True if _v.is_concrete(logq) else logq_ok(logq))

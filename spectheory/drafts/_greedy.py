@@ -92,11 +92,7 @@ def greedy_children(key: jax.Array, logq: jax.Array, b: int) -> tuple[jax.Array,
       Hu et al., Towards Optimal Multi-draft Speculative Decoding, ICLR 2025
       (arXiv 2502.18779).
     """
-    key = _v.check_key(key)
-    b = _v.check_n(b, "b")
-    logq = _c.children_logq(logq)
-    tok, valid = _children_core(key, logq, b)
-    return _c.flag_children(tok, valid, True if _v.is_concrete(logq) else _c.logq_ok(logq))
+    return _c.checked_children(_children_core, key, logq, b)
 
 
 def _children_core(key, logq, b):

@@ -47,11 +47,7 @@ def iid_children(key: jax.Array, logq: jax.Array, b: int) -> tuple[jax.Array, ja
     References:
       Miao et al., SpecInfer, ASPLOS 2024 (arXiv 2305.09781) (i.i.d. children of a token tree).
     """
-    key = _v.check_key(key)
-    b = _v.check_n(b, "b")
-    logq = _c.children_logq(logq)
-    tok, valid = _children_core(key, logq, b)
-    return _c.flag_children(tok, valid, True if _v.is_concrete(logq) else _c.logq_ok(logq))
+    return _c.checked_children(_children_core, key, logq, b)
 
 
 def _children_core(key, logq, b):

@@ -53,11 +53,7 @@ def without_replacement_children(key: jax.Array, logq: jax.Array, b: int) -> tup
       Trick for Sampling Sequences Without Replacement, ICML 2019 (arXiv 1903.06059);
       Jeon et al., Recursive Speculative Decoding (arXiv 2402.14160), RSD-C.
     """
-    key = _v.check_key(key)
-    b = _v.check_n(b, "b")
-    logq = _c.children_logq(logq)
-    tok, valid = _children_core(key, logq, b)
-    return _c.flag_children(tok, valid, True if _v.is_concrete(logq) else _c.logq_ok(logq))
+    return _c.checked_children(_children_core, key, logq, b)
 
 
 def _children_core(key, logq, b):
