@@ -98,13 +98,11 @@ def checkify(fn: Callable) -> Callable:
     >>> err.get().startswith("p: contains NaN or inf")
     True
     """
-    _check_fn(fn)
+    if not callable(fn):  # (_validation imports this module, so its check_callable is out of reach)
+        raise TypeError(f"fn: expected a callable, got {type(fn).__name__}")
     return _checkify.checkify(_with_checks(fn), errors=_checkify.user_checks)
 
 
-def _check_fn(fn) -> None:
-    if not callable(fn):
-        raise TypeError(f"fn: expected a callable, got {type(fn).__name__}")
 
 
 def _is_array(x) -> bool:
@@ -168,7 +166,8 @@ def checked(fn: Callable) -> Callable:
     ...
     ValueError: q: contains NaN or inf
     """
-    _check_fn(fn)
+    if not callable(fn):  # (_validation imports this module, so its check_callable is out of reach)
+        raise TypeError(f"fn: expected a callable, got {type(fn).__name__}")
     cache: dict = {}
 
     @functools.wraps(fn)

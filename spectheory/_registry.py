@@ -153,11 +153,6 @@ class Verifier(NamedTuple):
     host_only: bool = False
 
 
-def _check_callable_arg(fn, name: str) -> None:
-    if not callable(fn):
-        raise TypeError(f"{name}: expected a callable, got {type(fn).__name__}")
-
-
 def make_verifier(core: Callable, kernel: Callable, num_uniforms: Callable[[int], int], *,
                   n: Optional[int] = None, distinct: bool = False, check: Optional[Callable] = None,
                   acceptance: Optional[Callable] = None, name: str = "verifier",
@@ -237,11 +232,11 @@ def make_verifier(core: Callable, kernel: Callable, num_uniforms: Callable[[int]
       Ecosystem*, 2020) is the model for this design.
     """
     for arg, fn in (("core", core), ("kernel", kernel), ("num_uniforms", num_uniforms)):
-        _check_callable_arg(fn, arg)
+        _v.check_callable(fn, arg)
     if check is not None:
-        _check_callable_arg(check, "check")
+        _v.check_callable(check, "check")
     if acceptance is not None:
-        _check_callable_arg(acceptance, "acceptance")
+        _v.check_callable(acceptance, "acceptance")
     if host_only:
         front = functools.partial(_host_inputs, name, n, distinct, check)
         verify_with_uniforms = _host_verify_with_uniforms(front, core, num_uniforms, name)

@@ -267,3 +267,10 @@ def check_count(n, name: str, *, minimum: int = 1) -> int:
     if int(n) < minimum:
         raise ValueError(f"{name}: expected an int >= {minimum}, got {int(n)}")
     return int(n)
+
+
+def check_callable(fn, name: str):
+    """``fn`` if it is callable, else ``TypeError`` naming the argument."""
+    if not callable(fn):
+        raise TypeError(f"{name}: expected a callable, got {type(fn).__name__}")
+    return fn

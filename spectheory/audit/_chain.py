@@ -10,7 +10,7 @@ import numpy as np
 
 from spectheory import _validation as _v
 from spectheory._registry import ChainVerifier
-from spectheory.models._table import TableLM
+from spectheory.models._table import TableLM, check_ids, check_table_lm
 from spectheory.verify._chain import TOKEN
 
 
@@ -46,21 +46,6 @@ def _draft_sequences(draft: TableLM, prefix: tuple, gamma: int):
     return out
 
 
-def _check_table_lm(m, name: str) -> None:
-    if not isinstance(m, TableLM):
-        raise TypeError(f"{name}: expected a spectheory.models.TableLM, got {type(m).__name__}")
-
-
-def _check_prefix(prefix, V: int) -> tuple:
-    try:
-        out = tuple(prefix)
-    except TypeError:
-        raise ValueError(f"prefix: expected a sequence of token ids, got {prefix!r}") from None
-    if any(isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t < V for t in out):
-        raise ValueError(f"prefix: expected token ids in [0, {V}), got {list(out)!r}")
-    return tuple(int(t) for t in out)
-
-
 def sequence_error(target: TableLM, emitted: dict, length: int, *, prefix: Sequence[int] = ()) -> float:
     r"""Largest error of an emitted-sequence law against the target, at sequence level.
 
@@ -84,10 +69,10 @@ def sequence_error(target: TableLM, emitted: dict, length: int, *, prefix: Seque
       Leviathan et al. 2023 (arXiv 2211.17192), Appendix A (losslessness of the emitted
       sequence); Sun et al. 2025 (arXiv 2403.10444), Sec. 2 (valid verification).
     """
-    _check_table_lm(target, "target")
+    check_table_lm(target, "target")
     length = _v.check_count(length, "length")
     V = target.vocab_size
-    prefix = _check_prefix(prefix, V)
+    prefix = check_ids(prefix, V, "prefix")
     if not isinstance(emitted, dict):
         raise TypeError(f"emitted: expected a dict of sequences (tuples of ids) to probabilities, got "
                         f"{type(emitted).__name__}")
@@ -153,8 +138,8 @@ def exact_chain(target: TableLM, draft: TableLM, gamma: int, verifier: ChainVeri
       Leviathan et al. 2023 (arXiv 2211.17192); Sun et al., Block Verification Accelerates
       Speculative Decoding, ICLR 2025 (arXiv 2403.10444).
     """
-    _check_table_lm(target, "target")
-    _check_table_lm(draft, "draft")
+    check_table_lm(target, "target")
+    check_table_lm(draft, "draft")
     gamma = _v.check_count(gamma, "gamma", minimum=0)
     if not isinstance(verifier, ChainVerifier):
         raise ValueError(f"verifier: expected a spectheory.ChainVerifier (e.g. spectheory.verify.TOKEN or BLOCK), "
@@ -162,7 +147,7 @@ def exact_chain(target: TableLM, draft: TableLM, gamma: int, verifier: ChainVeri
     if target.vocab_size != draft.vocab_size:
         raise ValueError("target and draft must share the vocabulary")
     V = target.vocab_size
-    prefix = _check_prefix(prefix, V)
+    prefix = check_ids(prefix, V, "prefix")
     seqs = _draft_sequences(draft, prefix, gamma)
     drafts = np.array([s for s, _ in seqs], dtype=np.int32).reshape(len(seqs), gamma)
     qprob = np.array([w for _, w in seqs])

@@ -54,8 +54,7 @@ def kernel_table(kernel, p, q, tuples, *, host_only: bool = False) -> np.ndarray
       ValueError: naming ``p``, ``q`` (not probability vectors of one vocabulary) or
         ``tuples`` (not int[M, n] token ids in ``[0, V)``).
     """
-    if not callable(kernel):
-        raise TypeError(f"kernel: expected a callable, got {type(kernel).__name__}")
+    _v.check_callable(kernel, "kernel")
     with jax.enable_x64(True):
         p64 = _v.as_probs(np.asarray(p, dtype=np.float64) if _v.is_concrete(p) else p, "p")
         q64 = _v.as_probs(np.asarray(q, dtype=np.float64) if _v.is_concrete(q) else q, "q")

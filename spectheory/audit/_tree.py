@@ -15,7 +15,7 @@ from spectheory.drafts import WITHOUT_REPLACEMENT
 from spectheory.models._table import TableLM
 from spectheory.sampling._beam import sequence_law
 from spectheory.trees._verify import _as_rule
-from spectheory.audit._chain import _check_table_lm
+from spectheory.models._table import check_table_lm
 
 
 class TreeAudit(NamedTuple):
@@ -232,8 +232,8 @@ def exact_tree(target: TableLM, draft: TableLM, node_rule: Union[str, Rule], *,
       Miao et al., SpecInfer (arXiv 2305.09781); Jeon et al., RSD (arXiv 2402.14160);
       Kool et al., ICML 2019 (arXiv 1903.06059).
     """
-    _check_table_lm(target, "target")
-    _check_table_lm(draft, "draft")
+    check_table_lm(target, "target")
+    check_table_lm(draft, "draft")
     if target.vocab_size != draft.vocab_size:
         raise ValueError("target and draft must share the vocabulary")
     r = _as_rule(node_rule)

@@ -57,30 +57,7 @@ class TableLM:
 
     def _ids(self, seq, name: str) -> tuple:
         """``seq`` as a tuple of Python ints in ``[0, V)``, else ``ValueError`` naming ``name``."""
-        if seq is None or isinstance(seq, (str, bytes)):
-            raise ValueError(f"{name}: expected a sequence of token ids, got {type(seq).__name__}")
-        if hasattr(seq, "dtype"):
-            a = np.asarray(seq)
-            if a.ndim != 1 or (a.size and (a.dtype == bool or not np.issubdtype(a.dtype, np.integer))):
-                raise ValueError(f"{name}: expected a 1-d sequence of integer token ids, got {a.dtype}{list(a.shape)}")
-            ids = tuple(a.tolist())
-        else:
-            try:
-                items = tuple(seq)
-            except TypeError:
-                raise ValueError(f"{name}: expected a sequence of token ids, got {type(seq).__name__}") from None
-            ids = []
-            for t in items:
-                if isinstance(t, bool) or not isinstance(t, (int, np.integer)):
-                    a = np.asarray(t) if hasattr(t, "dtype") else None
-                    if a is None or a.ndim != 0 or a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
-                        raise ValueError(f"{name}: expected integer token ids, got {t!r}")
-                ids.append(int(t))
-            ids = tuple(ids)
-        for t in ids:
-            if not 0 <= t < self.vocab_size:
-                raise ValueError(f"{name}: token id {t} out of range [0, {self.vocab_size})")
-        return ids
+        return check_ids(seq, self.vocab_size, name)
 
     def next_law(self, prefix: Sequence[int] = ()) -> np.ndarray:
         """The next-token law after ``prefix``: float64[V].
@@ -175,3 +152,38 @@ class TableLM:
             raise ValueError(f"weight: must be a number in [0, 1], got {weight!r}")
         return TableLM(self.vocab_size,
                        lambda prefix: (1 - weight) * self.next_law(prefix) + weight * other.next_law(prefix))
+
+
+def check_ids(seq, V: int, name: str) -> tuple:
+    """``seq`` as a tuple of Python ints in ``[0, V)``, else ``ValueError`` naming ``name``."""
+    if seq is None or isinstance(seq, (str, bytes)):
+        raise ValueError(f"{name}: expected a sequence of token ids, got {type(seq).__name__}")
+    if hasattr(seq, "dtype"):
+        a = np.asarray(seq)
+        if a.ndim != 1 or (a.size and (a.dtype == bool or not np.issubdtype(a.dtype, np.integer))):
+            raise ValueError(f"{name}: expected a 1-d sequence of integer token ids, got {a.dtype}{list(a.shape)}")
+        ids = tuple(a.tolist())
+    else:
+        try:
+            items = tuple(seq)
+        except TypeError:
+            raise ValueError(f"{name}: expected a sequence of token ids, got {type(seq).__name__}") from None
+        ids = []
+        for t in items:
+            if isinstance(t, bool) or not isinstance(t, (int, np.integer)):
+                a = np.asarray(t) if hasattr(t, "dtype") else None
+                if a is None or a.ndim != 0 or a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
+                    raise ValueError(f"{name}: expected integer token ids, got {t!r}")
+            ids.append(int(t))
+        ids = tuple(ids)
+    for t in ids:
+        if not 0 <= t < V:
+            raise ValueError(f"{name}: token id {t} out of range [0, {V})")
+    return ids
+
+
+def check_table_lm(model, name: str) -> "TableLM":
+    """``model`` if it is a :class:`TableLM`, else ``TypeError`` naming ``name``."""
+    if not isinstance(model, TableLM):
+        raise TypeError(f"{name}: expected a spectheory.models.TableLM, got {type(model).__name__}")
+    return model

@@ -9,6 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from spectheory import _validation as _v
+
 
 def batch_mesh(devices: Optional[Sequence] = None, axis_name: str = "batch") -> Mesh:
     """A one-dimensional device mesh whose single axis shards the batch.
@@ -89,8 +91,7 @@ def sharded_vmap(fn: Callable, mesh: Optional[Mesh] = None, *, in_axes=0, axis_n
     >>> f(jnp.arange(3.0), 2.0).tolist()
     [0.0, 2.0, 4.0]
     """
-    if not callable(fn):
-        raise TypeError(f"fn: expected a callable, got {type(fn).__name__}")
+    _v.check_callable(fn, "fn")
     _check_axis_name(axis_name)
     mesh = batch_mesh(axis_name=axis_name) if mesh is None else mesh
     if not isinstance(mesh, Mesh):

@@ -11,7 +11,7 @@ import numpy as np
 
 from spectheory import _validation as _v
 from spectheory.sampling._traced import any_traced
-from spectheory.models._table import TableLM
+from spectheory.models._table import TableLM, check_ids, check_table_lm
 
 
 class BeamResult(NamedTuple):
@@ -52,31 +52,6 @@ def _log1mexp(x):
 
 def _check_width_depth(beam_width, depth):
     return _v.check_count(beam_width, "beam_width"), _v.check_count(depth, "depth")
-
-
-def _check_fn(fn, name: str = "log_probs_fn"):
-    if not callable(fn):
-        raise TypeError(f"{name}: expected a callable, got {type(fn).__name__}")
-    return fn
-
-
-def _check_model(model, name: str = "model") -> TableLM:
-    if not isinstance(model, TableLM):
-        raise TypeError(f"{name}: expected a spectheory.models.TableLM, got {type(model).__name__}")
-    return model
-
-
-def _check_prefix(prefix, V: int, name: str = "prefix") -> tuple:
-    """A context: a sequence of int token ids in ``[0, V)`` (host side)."""
-    try:
-        arr = np.asarray(prefix)
-    except Exception:
-        raise ValueError(f"{name}: expected a sequence of token ids, got {prefix!r}") from None
-    if arr.size and (arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer)):
-        raise ValueError(f"{name}: expected a 1-d sequence of int token ids, got {prefix!r}")
-    if arr.size and (arr.min() < 0 or arr.max() >= V):
-        raise ValueError(f"{name}: token id out of range [0, {V}) (got {arr.min()}..{arr.max()})")
-    return tuple(int(t) for t in arr.reshape(-1))
 
 
 def stochastic_beam_search_with_gumbels(gumbels, log_probs_fn: Callable, beam_width: int,
@@ -126,7 +101,7 @@ def stochastic_beam_search_with_gumbels(gumbels, log_probs_fn: Callable, beam_wi
       and Appendix B (numerically stable form).
     """
     W, D = _check_width_depth(beam_width, depth)
-    _check_fn(log_probs_fn)
+    _v.check_callable(log_probs_fn, "log_probs_fn")
     gumbels = jnp.asarray(gumbels) if _v.is_concrete(gumbels) else gumbels
     if gumbels.ndim != 3 or gumbels.shape[:2] != (D, W) or gumbels.shape[-1] < 1:
         raise ValueError(f"gumbels: expected shape (depth={D}, beam_width={W}, V), got {tuple(gumbels.shape)}")
@@ -247,9 +222,9 @@ def table_log_probs_fn(model: TableLM, depth: int, *, prefix=()) -> Callable:
     References:
       Kool et al., ICML 2019 (arXiv 1903.06059) (the model interface the search expands).
     """
-    V = _check_model(model).vocab_size
+    V = check_table_lm(model, "model").vocab_size
     depth = _v.check_count(depth, "depth")
-    prefix = _check_prefix(prefix, V)
+    prefix = check_ids(prefix, V, "prefix")
     rows, offsets = [], []
     for t in range(depth):
         offsets.append(len(rows))
@@ -305,9 +280,9 @@ def sequence_law(model: TableLM, depth: int, *, prefix=()) -> tuple[list, np.nda
     References:
       Kool et al., ICML 2019 (arXiv 1903.06059), Sec. 3 (the sequence law the search samples).
     """
-    V = _check_model(model).vocab_size
+    V = check_table_lm(model, "model").vocab_size
     depth = _v.check_count(depth, "depth", minimum=0)
-    prefix = _check_prefix(prefix, V)
+    prefix = check_ids(prefix, V, "prefix")
     out, probs = [], []
 
     def rec(seq, pr):

@@ -107,8 +107,7 @@ def check_lossless(fn: Callable, p, q, n: int, *, drafts="iid", noise="key", ker
     References:
       Leviathan et al. 2023 (arXiv 2211.17192); Sun et al., SpecTr (arXiv 2310.15141).
     """
-    if not callable(fn):
-        raise TypeError(f"fn: expected a callable verifier, got {type(fn).__name__}")
+    _v.check_callable(fn, "fn")
     with jax.enable_x64(True):
         p64 = np.asarray(_v.as_probs(np.asarray(p, dtype=np.float64), "p"))
         q64 = np.asarray(_v.as_probs(np.asarray(q, dtype=np.float64), "q"))

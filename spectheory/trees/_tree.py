@@ -14,7 +14,8 @@ from spectheory import _registry
 from spectheory import _validation as _v
 from spectheory import drafts as _drafts  # noqa: F401  (registers the built-in schemes)
 from spectheory._registry import DraftScheme
-from spectheory.sampling._beam import _check_fn, _check_model, _check_prefix, stochastic_beam_search_with_gumbels
+from spectheory.models._table import check_ids, check_table_lm
+from spectheory.sampling._beam import stochastic_beam_search_with_gumbels
 
 
 class DraftTree(NamedTuple):
@@ -357,7 +358,7 @@ def grow_tree(key, scheme: Union[str, DraftScheme], branching: Sequence[int], ro
     s = _as_scheme(scheme, children=True)
     branching = _v.check_branching(branching)
     if len(branching) > 1 or expand is not None:  # one level never calls expand
-        _check_fn(expand, "expand")
+        _v.check_callable(expand, "expand")
     root = jnp.asarray(root_logq) if _v.is_concrete(root_logq) else root_logq
     if root.ndim != 2 or root.shape[-1] < 1:
         raise ValueError(f"root_logq: expected float[B, V], got shape {tuple(root.shape)}")
@@ -472,7 +473,7 @@ def draft_tree(key, scheme: Union[str, DraftScheme], log_probs_fn: Callable, bra
     key = _v.check_key(key)
     s = _as_scheme(scheme, children=True)
     branching = _v.check_branching(branching)
-    _check_fn(log_probs_fn)
+    _v.check_callable(log_probs_fn, "log_probs_fn")
     V = _v.check_count(vocab_size, "vocab_size")
     root = jnp.asarray(log_probs_fn(jnp.zeros((1, 0), jnp.int32)))
     if tuple(root.shape) != (1, V):
@@ -528,7 +529,7 @@ def beam_tree(key, log_probs_fn: Callable, beam_width: int, depth: int, vocab_si
       Jeon et al. (arXiv 2402.14160), RSD-S; Kool et al., ICML 2019 (arXiv 1903.06059).
     """
     key = _v.check_key(key)
-    _check_fn(log_probs_fn)
+    _v.check_callable(log_probs_fn, "log_probs_fn")
     W, D = _v.check_count(beam_width, "beam_width"), _v.check_count(depth, "depth")
     V = _v.check_count(vocab_size, "vocab_size")
     dtype = jax.dtypes.canonicalize_dtype(jnp.float64)
@@ -624,8 +625,8 @@ def table_laws(model, tree: DraftTree, *, prefix=()) -> np.ndarray:
     References:
       Miao et al., SpecInfer (arXiv 2305.09781) (one target call scores every tree node).
     """
-    V = _check_model(model).vocab_size
-    prefix = _check_prefix(prefix, V)
+    V = check_table_lm(model, "model").vocab_size
+    prefix = check_ids(prefix, V, "prefix")
     _check_tree(tree, concrete=True)
     _v.as_tokens(tree.token, "tree.token", V)
     rows = [model.next_law(prefix)]
